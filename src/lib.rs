@@ -1,0 +1,26 @@
+//! dap-sidecar: a Debug Adapter Protocol gateway that sits beside a Python app running
+//! under debugpy, authenticates IDE clients, maps paths between the IDE's checkout and the
+//! container, and makes the debugged app's state observable.
+//!
+//! # Layout
+//!
+//! - [`config`]: the layered configuration (defaults, YAML/TOML file, environment, flags)
+//!   with every problem reported at once.
+//! - [`dap::codec`]: `Content-Length` framing with size caps.
+//! - [`dap::message`]: lightly typed messages that round-trip untouched.
+//! - [`paths`]: component-wise, longest-root-first path mapping, Windows and POSIX.
+//! - [`proxy`]: the listener, the per-connection session, authentication, and the
+//!   path rewriting of messages.
+//! - [`metrics`]: the Prometheus metrics.
+//! - [`launch_json`]: the VS Code attach configuration for a given config.
+//! - [`server`]: wires it all together and handles shutdown signals.
+
+#![forbid(unsafe_code)]
+
+pub mod config;
+pub mod dap;
+pub mod launch_json;
+pub mod metrics;
+pub mod paths;
+pub mod proxy;
+pub mod server;

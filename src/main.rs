@@ -1,0 +1,139 @@
+//! The `dap-sidecar` command line. See the README for a walk-through.
+
+#![forbid(unsafe_code)]
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+use dap_sidecar::config::{Config, ConfigErrors, Overrides};
+
+/// EX_USAGE from sysexits.h: the configuration is invalid.
+const EXIT_CONFIG: u8 = 64;
+
+/// A Debug Adapter Protocol gateway for Python apps under debugpy in containers.
+#[derive(Parser, Debug)]
+#[command(version, about)]
+struct Cli {
+    /// YAML or TOML config file.
+    #[arg(long, global = true, env = "DAP_SIDECAR_CONFIG", value_name = "PATH")]
+    config: Option<PathBuf>,
+    /// DAP listen interface (`host`).
+    #[arg(long, global = true)]
+    host: Option<String>,
+    /// DAP listen port (`port`).
+    #[arg(long, global = true)]
+    port: Option<u16>,
+    /// debugpy's address in the app container (`upstream`).
+    #[arg(long, global = true, value_name = "HOST:PORT")]
+    upstream: Option<String>,
+    /// HTTP port for health, readiness and metrics (`http.port`).
+    #[arg(long, global = true)]
+    http_port: Option<u16>,
+    /// File holding the client token (`auth.token_file`).
+    #[arg(long, global = true, value_name = "PATH")]
+    token_file: Option<PathBuf>,
+    /// The app waits for a debugger before it runs (`wait`).
+    #[arg(long, global = true)]
+    wait: bool,
+    /// Log format, text or json (`log.format`).
+    #[arg(long, global = true, value_name = "FORMAT")]
+    log_format: Option<String>,
+    #[command(subcommand)]
+    command: Option<Command>,
+}
+
+#[derive(Subcommand, Debug)]
+enum Command {
+    /// Run the sidecar (the default).
+    Run,
+    /// Validate the configuration and print a summary, without starting.
+    Check,
+    /// Print a VS Code launch.json attach configuration for this sidecar.
+    LaunchJson {
+        /// The host the IDE uses to reach the sidecar.
+        #[arg(long, default_value = "localhost")]
+        connect_host: String,
+    },
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let overrides = Overrides {
+        host: cli.host.clone(),
+        port: cli.port,
+        upstream: cli.upstream.clone(),
+        http_port: cli.http_port,
+        token_file: cli.token_file.clone(),
+        wait: cli.wait.then_some(true),
+        log_format: cli.log_format.clone(),
+    };
+    let config = match Config::load(cli.config.as_deref(), &overrides) {
+        Ok(config) => config,
+        Err(errors) => return config_error(&errors),
+    };
+    match cli.command.unwrap_or(Command::Run) {
+        Command::Check => {
+            println!("configuration is valid");
+            println!("  dap:      {}:{}", config.host, config.port);
+            println!("  upstream: {}", config.upstream);
+            println!("  http:     {}:{}", config.http.host, config.http.port);
+            println!(
+                "  auth:     {}",
+                if config.auth.token.is_some() {
+                    "token required"
+                } else if config.auth.allow_loopback_without_token {
+                    "no token: loopback clients only"
+                } else {
+                    "no token: nobody can attach"
+                }
+            );
+            for m in &config.path_mappings {
+                println!(
+                    "  mapping:  {} <-> {}",
+                    m.local_root.as_deref().unwrap_or("${workspaceFolder}"),
+                    m.remote_root
+                );
+            }
+            ExitCode::SUCCESS
+        }
+        Command::LaunchJson { connect_host } => {
+            let doc = dap_sidecar::launch_json::render(&config, &connect_host);
+            match serde_json::to_string_pretty(&doc) {
+                Ok(text) => {
+                    println!("{text}");
+                    ExitCode::SUCCESS
+                }
+                Err(e) => {
+                    eprintln!("dap-sidecar: {e}");
+                    ExitCode::FAILURE
+                }
+            }
+        }
+        Command::Run => run(config),
+    }
+}
+
+fn config_error(errors: &ConfigErrors) -> ExitCode {
+    eprintln!("dap-sidecar: {errors}");
+    ExitCode::from(EXIT_CONFIG)
+}
+
+fn run(config: Config) -> ExitCode {
+    dap_sidecar::server::init_logging(&config);
+    let runtime = match tokio::runtime::Runtime::new() {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("dap-sidecar: cannot start the runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(dap_sidecar::server::run(config)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            tracing::error!("{e}");
+            eprintln!("dap-sidecar: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}

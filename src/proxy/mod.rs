@@ -1,0 +1,151 @@
+//! The DAP gateway: accepts IDE connections, authenticates them, and relays them to
+//! debugpy with paths mapped.
+//!
+//! - [`listener`]: binds the port, limits concurrent connections, spawns sessions,
+//!   drains them on shutdown.
+//! - [`session`]: one connection's life (handshake, connect, relay, clean end).
+//! - [`auth`]: allowlist, token and loopback rule.
+//! - [`rewrite`]: which message fields carry paths, both ways.
+
+pub mod auth;
+pub mod listener;
+pub mod rewrite;
+pub mod session;
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::sync::Mutex;
+use std::time::SystemTime;
+
+use crate::config::Config;
+use crate::metrics::Metrics;
+use auth::Auth;
+
+/// What the registry knows about one open connection.
+#[derive(Clone, Debug)]
+pub struct SessionInfo {
+    /// The client's address.
+    pub peer: SocketAddr,
+    /// When the connection was accepted.
+    pub connected: SystemTime,
+    /// When it authenticated, if it has.
+    pub authenticated: Option<SystemTime>,
+    /// Whether it has the debuggee stopped.
+    pub stopped: bool,
+}
+
+/// State shared by the listener, every session and the HTTP server.
+pub struct Shared {
+    /// The validated configuration.
+    pub config: Config,
+    /// The authentication policy.
+    pub auth: Auth,
+    /// Metrics.
+    pub metrics: Metrics,
+    /// Open connections by id. A std mutex: held only for map updates, never across await.
+    sessions: Mutex<HashMap<u64, SessionInfo>>,
+}
+
+impl Shared {
+    /// Shared state for `config`.
+    pub fn new(config: Config) -> Result<Shared, prometheus::Error> {
+        Ok(Shared {
+            auth: Auth::new(&config.auth),
+            config,
+            metrics: Metrics::new()?,
+            sessions: Mutex::new(HashMap::new()),
+        })
+    }
+
+    fn with_sessions<T>(&self, f: impl FnOnce(&mut HashMap<u64, SessionInfo>) -> T) -> T {
+        // A poisoned lock only means another thread panicked mid-update of plain data.
+        let mut guard = self.sessions.lock().unwrap_or_else(|e| e.into_inner());
+        f(&mut guard)
+    }
+
+    /// Registers a new connection.
+    pub fn open(&self, id: u64, peer: SocketAddr) {
+        self.with_sessions(|s| {
+            s.insert(
+                id,
+                SessionInfo {
+                    peer,
+                    connected: SystemTime::now(),
+                    authenticated: None,
+                    stopped: false,
+                },
+            )
+        });
+    }
+
+    /// Marks a connection as authenticated.
+    pub fn mark_authenticated(&self, id: u64) {
+        let newly = self.with_sessions(|s| match s.get_mut(&id) {
+            Some(info) if info.authenticated.is_none() => {
+                info.authenticated = Some(SystemTime::now());
+                true
+            }
+            _ => false,
+        });
+        if newly {
+            self.metrics.sessions_active.inc();
+        }
+    }
+
+    /// Records whether the session has the debuggee stopped.
+    pub fn set_stopped(&self, id: u64, stopped: bool) {
+        let any = self.with_sessions(|s| {
+            if let Some(info) = s.get_mut(&id) {
+                info.stopped = stopped;
+            }
+            s.values().any(|i| i.stopped)
+        });
+        self.metrics.debuggee_stopped.set(i64::from(any));
+    }
+
+    /// Removes a connection and counts how it ended.
+    pub fn close(&self, id: u64, outcome: &str) {
+        let removed = self.with_sessions(|s| {
+            let removed = s.remove(&id);
+            (removed, s.values().any(|i| i.stopped))
+        });
+        if let (Some(info), any_stopped) = removed {
+            if info.authenticated.is_some() {
+                self.metrics.sessions_active.dec();
+            }
+            self.metrics.debuggee_stopped.set(i64::from(any_stopped));
+        }
+        self.metrics
+            .sessions_total
+            .with_label_values(&[outcome])
+            .inc();
+    }
+
+    /// The earliest other authenticated session: who holds the debuggee.
+    pub fn holder(&self, not: u64) -> Option<(SocketAddr, SystemTime)> {
+        self.with_sessions(|s| {
+            s.iter()
+                .filter(|(id, _)| **id != not)
+                .filter_map(|(_, i)| Some((i.peer, i.authenticated?)))
+                .min_by_key(|(_, since)| *since)
+        })
+    }
+
+    /// A snapshot of the open connections.
+    pub fn sessions(&self) -> Vec<SessionInfo> {
+        self.with_sessions(|s| s.values().cloned().collect())
+    }
+
+    /// Counts a refused client.
+    pub fn count_auth_failure(&self, reason: &str) {
+        self.metrics
+            .auth_failures_total
+            .with_label_values(&[reason])
+            .inc();
+    }
+
+    /// Counts a relayed message.
+    pub fn count_message(&self, direction: &str, msg: &crate::dap::message::Message) {
+        self.metrics.count_message(direction == "to_client", msg);
+    }
+}

@@ -1,0 +1,233 @@
+//! Rewrites the path-carrying fields of DAP messages (see `DEBUGPY-NOTES.md`).
+//!
+//! Towards debugpy: every `source` object's `path` (setBreakpoints, gotoTargets,
+//! breakpointLocations, source, evaluate, ...). Towards the IDE: `source` objects anywhere
+//! (stack frames, breakpoints, scopes, loaded sources, output), nested `sources`, module
+//! paths, the `stackTrace` text of exception details, and container paths in `output`
+//! text. Launch-config style paths (`rules[].path`, `autoReload.watchDirectories`) are
+//! container-side and never touched, because only the keys above are followed.
+//!
+//! Both directions first check the raw bytes cheaply, so the large `variables` responses
+//! that carry no path are forwarded without being parsed.
+
+use serde_json::{Map, Value};
+
+use crate::dap::message::{Kind, Message, MessageError};
+use crate::paths::PathMapper;
+
+/// Maps IDE paths in a message from the client to container paths.
+pub fn to_upstream(msg: &mut Message, mapper: &mut PathMapper) -> Result<bool, MessageError> {
+    if mapper.is_empty() || !msg.contains(b"\"source\"") {
+        return Ok(false);
+    }
+    msg.rewrite(|map| {
+        let mut changed = false;
+        for key in ["arguments", "body"] {
+            if let Some(v) = map.get_mut(key) {
+                changed |= walk_to_remote(v, mapper);
+            }
+        }
+        changed
+    })
+}
+
+fn walk_to_remote(value: &mut Value, mapper: &mut PathMapper) -> bool {
+    match value {
+        Value::Object(map) => {
+            let mut changed = false;
+            for (key, v) in map.iter_mut() {
+                if key == "source" {
+                    changed |= map_path_field(v, |p| mapper.to_remote(p));
+                }
+                changed |= walk_to_remote(v, mapper);
+            }
+            changed
+        }
+        Value::Array(items) => items
+            .iter_mut()
+            .fold(false, |acc, v| walk_to_remote(v, mapper) | acc),
+        _ => false,
+    }
+}
+
+/// Maps container paths in a message from debugpy to IDE paths.
+pub fn to_client(msg: &mut Message, mapper: &PathMapper) -> Result<bool, MessageError> {
+    if mapper.is_empty() || !mapper.remote_roots().any(|r| msg.contains(r.as_bytes())) {
+        return Ok(false);
+    }
+    let is_output = msg.kind == Kind::Event && msg.name == "output";
+    msg.rewrite(|map| {
+        let mut changed = false;
+        if let Some(body) = map.get_mut("body") {
+            changed |= walk_to_local(body, mapper);
+            if is_output && let Some(text) = body.get_mut("output") {
+                changed |= map_text(text, mapper);
+            }
+        }
+        changed
+    })
+}
+
+fn walk_to_local(value: &mut Value, mapper: &PathMapper) -> bool {
+    match value {
+        Value::Object(map) => {
+            let mut changed = false;
+            for (key, v) in map.iter_mut() {
+                changed |= match key.as_str() {
+                    "source" | "module" => map_path_field(v, |p| mapper.to_local(p)),
+                    "sources" | "modules" => match v {
+                        Value::Array(items) => items.iter_mut().fold(false, |acc, item| {
+                            map_path_field(item, |p| mapper.to_local(p)) | acc
+                        }),
+                        _ => false,
+                    },
+                    "stackTrace" => map_text(v, mapper),
+                    _ => false,
+                };
+                changed |= walk_to_local(v, mapper);
+            }
+            changed
+        }
+        Value::Array(items) => items
+            .iter_mut()
+            .fold(false, |acc, v| walk_to_local(v, mapper) | acc),
+        _ => false,
+    }
+}
+
+/// Maps `value.path` if `value` is an object with a string `path`.
+fn map_path_field(value: &mut Value, map: impl FnOnce(&str) -> Option<String>) -> bool {
+    let Some(Value::String(path)) = value.as_object_mut().and_then(|o| o.get_mut("path")) else {
+        return false;
+    };
+    match map(path) {
+        Some(mapped) if mapped != *path => {
+            *path = mapped;
+            true
+        }
+        _ => false,
+    }
+}
+
+fn map_text(value: &mut Value, mapper: &PathMapper) -> bool {
+    let Value::String(text) = value else {
+        return false;
+    };
+    match mapper.text_to_local(text) {
+        Some(mapped) => {
+            *text = mapped;
+            true
+        }
+        None => false,
+    }
+}
+
+/// Takes a key out of a request's `arguments`.
+pub fn take_argument(msg: &mut Message, key: &str) -> Result<Option<Value>, MessageError> {
+    let mut taken = None;
+    msg.rewrite(|map| {
+        taken = arguments(map).and_then(|args| args.remove(key));
+        taken.is_some()
+    })?;
+    Ok(taken)
+}
+
+/// The `arguments` object of a request, if it has one.
+pub fn arguments(map: &mut Map<String, Value>) -> Option<&mut Map<String, Value>> {
+    map.get_mut("arguments").and_then(Value::as_object_mut)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use bytes::Bytes;
+
+    fn msg(json: &str) -> Message {
+        Message::parse(Bytes::copy_from_slice(json.as_bytes())).expect("valid")
+    }
+
+    fn mapper() -> PathMapper {
+        PathMapper::new([("/home/me/app", "/usr/src/app")], false)
+    }
+
+    #[test]
+    fn breakpoints_go_up_as_container_paths() {
+        let mut m = msg(
+            r#"{"seq":3,"type":"request","command":"setBreakpoints","arguments":{"source":{"name":"a.py","path":"/home/me/app/a.py"},"breakpoints":[{"line":3}]}}"#,
+        );
+        assert!(to_upstream(&mut m, &mut mapper()).unwrap());
+        let map = m.to_map().unwrap();
+        assert_eq!(map["arguments"]["source"]["path"], "/usr/src/app/a.py");
+        assert_eq!(map["arguments"]["source"]["name"], "a.py");
+    }
+
+    #[test]
+    fn every_path_field_comes_back_local() {
+        let mapper = mapper();
+        let cases = [
+            (
+                r#"{"seq":1,"type":"response","command":"stackTrace","request_seq":1,"success":true,"body":{"stackFrames":[{"id":1,"source":{"path":"/usr/src/app/a.py"},"line":1}]}}"#,
+                "/body/stackFrames/0/source/path",
+            ),
+            (
+                r#"{"seq":1,"type":"event","event":"module","body":{"reason":"new","module":{"id":1,"name":"a","path":"/usr/src/app/a.py"}}}"#,
+                "/body/module/path",
+            ),
+            (
+                r#"{"seq":1,"type":"response","command":"modules","request_seq":1,"success":true,"body":{"modules":[{"id":1,"name":"a","path":"/usr/src/app/a.py"}]}}"#,
+                "/body/modules/0/path",
+            ),
+            (
+                r#"{"seq":1,"type":"response","command":"loadedSources","request_seq":1,"success":true,"body":{"sources":[{"path":"/usr/src/app/a.py"}]}}"#,
+                "/body/sources/0/path",
+            ),
+            (
+                r#"{"seq":1,"type":"event","event":"breakpoint","body":{"reason":"changed","breakpoint":{"verified":true,"source":{"path":"/usr/src/app/a.py"}}}}"#,
+                "/body/breakpoint/source/path",
+            ),
+            (
+                r#"{"seq":1,"type":"response","command":"scopes","request_seq":1,"success":true,"body":{"scopes":[{"name":"Locals","source":{"path":"/usr/src/app/a.py"}}]}}"#,
+                "/body/scopes/0/source/path",
+            ),
+        ];
+        for (json, pointer) in cases {
+            let mut m = msg(json);
+            assert!(to_client(&mut m, &mapper).unwrap(), "{json}");
+            let v = Value::Object(m.to_map().unwrap());
+            assert_eq!(v.pointer(pointer).unwrap(), "/home/me/app/a.py", "{json}");
+        }
+    }
+
+    #[test]
+    fn tracebacks_in_output_and_exception_info_are_mapped() {
+        let mapper = mapper();
+        let mut m = msg(
+            r#"{"seq":1,"type":"event","event":"output","body":{"category":"stderr","output":"  File \"/usr/src/app/a.py\", line 2\n"}}"#,
+        );
+        assert!(to_client(&mut m, &mapper).unwrap());
+        assert_eq!(
+            m.to_map().unwrap()["body"]["output"],
+            "  File \"/home/me/app/a.py\", line 2\n"
+        );
+        let mut m = msg(
+            r#"{"seq":1,"type":"response","command":"exceptionInfo","request_seq":1,"success":true,"body":{"details":{"stackTrace":"  File \"/usr/src/app/a.py\", line 2"}}}"#,
+        );
+        assert!(to_client(&mut m, &mapper).unwrap());
+        assert_eq!(
+            m.to_map().unwrap()["body"]["details"]["stackTrace"],
+            "  File \"/home/me/app/a.py\", line 2"
+        );
+    }
+
+    #[test]
+    fn container_side_options_and_unrelated_messages_are_untouched() {
+        let raw = r#"{"seq":1,"type":"response","command":"variables","request_seq":1,"success":true,"body":{"variables":[{"name":"p","value":"'/usr/src/app/x'"}]}}"#;
+        let mut m = msg(raw);
+        assert!(!to_client(&mut m, &mapper()).unwrap());
+        assert_eq!(m.bytes().as_ref(), raw.as_bytes());
+        let raw = r#"{"seq":1,"type":"request","command":"attach","arguments":{"rules":[{"path":"/home/me/app/x"}]}}"#;
+        let mut m = msg(raw);
+        assert!(!to_upstream(&mut m, &mut mapper()).unwrap());
+        assert_eq!(m.bytes().as_ref(), raw.as_bytes());
+    }
+}

@@ -1,0 +1,749 @@
+//! One client connection, from accept to close.
+//!
+//! 1. **Handshake** (nothing reaches debugpy): the sidecar answers `initialize` itself and
+//!    waits for `attach`, which it authenticates (allowlist, token, loopback rule).
+//! 2. **Connect**: only then it connects to the upstream, retrying with backoff for
+//!    `upstream_timeout` and telling the client through `output` events.
+//! 3. **Upstream handshake**: the client's own `initialize` is forwarded; if debugpy's
+//!    capabilities differ from those the sidecar announced, a `capabilities` event
+//!    reconciles them. Then the `attach` goes up, without `token` and `pathMappings`.
+//! 4. **Relay** both ways, rewriting paths; reverse requests pass through.
+//! 5. **End**: a client that vanishes gets a `disconnect` (terminateDebuggee false) sent
+//!    upstream on its behalf, so an app paused at a breakpoint resumes; an upstream that
+//!    vanishes gets the client a `terminated` event.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use futures_util::{SinkExt, StreamExt};
+use serde_json::{Value, json};
+use tokio::net::TcpStream;
+use tokio::time::{Instant, sleep, sleep_until, timeout};
+use tokio_util::codec::Framed;
+use tokio_util::sync::CancellationToken;
+use tracing::{debug, info, warn};
+
+use crate::config::DEFAULT_REMOTE_ROOT;
+use crate::dap::codec::{CodecError, DapCodec};
+use crate::dap::message::{self, Kind, Message};
+use crate::paths::PathMapper;
+use crate::proxy::Shared;
+use crate::proxy::rewrite::{self, arguments, take_argument};
+
+/// How a session ended; the label of `sessions_total{outcome}`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Outcome {
+    /// The client sent `disconnect`.
+    Disconnected,
+    /// The client went away without `disconnect` (or broke the protocol) after attaching.
+    ClientLost,
+    /// The upstream closed the connection.
+    UpstreamLost,
+    /// The sidecar shut down.
+    Shutdown,
+    /// Authentication failed.
+    Refused,
+    /// The upstream never accepted within `upstream_timeout`.
+    UpstreamUnavailable,
+    /// The client left, timed out or broke the protocol before attaching.
+    Abandoned,
+}
+
+impl Outcome {
+    /// The metric label.
+    pub fn label(self) -> &'static str {
+        match self {
+            Outcome::Disconnected => "disconnected",
+            Outcome::ClientLost => "client_lost",
+            Outcome::UpstreamLost => "upstream_lost",
+            Outcome::Shutdown => "shutdown",
+            Outcome::Refused => "refused",
+            Outcome::UpstreamUnavailable => "upstream_unavailable",
+            Outcome::Abandoned => "abandoned",
+        }
+    }
+}
+
+type Conn = Framed<TcpStream, DapCodec>;
+
+/// How long the sidecar waits for debugpy to answer the `disconnect` it sends for a
+/// client that vanished.
+const DISCONNECT_GRACE: Duration = Duration::from_secs(5);
+
+/// Commands whose success means the debuggee runs again.
+const RESUMING: &[&str] = &[
+    "continue",
+    "next",
+    "stepIn",
+    "stepOut",
+    "stepBack",
+    "reverseContinue",
+    "goto",
+];
+
+/// The capabilities announced before debugpy is reached: debugpy 1.8's, so that the
+/// `capabilities` event is only needed when the upstream really differs.
+fn default_capabilities() -> Value {
+    json!({
+        "supportsCompletionsRequest": true,
+        "supportsConditionalBreakpoints": true,
+        "supportsConfigurationDoneRequest": true,
+        "supportsDebuggerProperties": true,
+        "supportsDelayedStackTraceLoading": true,
+        "supportsEvaluateForHovers": true,
+        "supportsExceptionInfoRequest": true,
+        "supportsExceptionOptions": true,
+        "supportsFunctionBreakpoints": true,
+        "supportsHitConditionalBreakpoints": true,
+        "supportsLogPoints": true,
+        "supportsModulesRequest": true,
+        "supportsSetExpression": true,
+        "supportsSetVariable": true,
+        "supportsValueFormattingOptions": true,
+        "supportsTerminateRequest": true,
+        "supportsGotoTargetsRequest": true,
+        "supportsClipboardContext": true,
+        "exceptionBreakpointFilters": [
+            {"filter": "raised", "label": "Raised Exceptions", "default": false,
+             "description": "Break whenever any exception is raised."},
+            {"filter": "uncaught", "label": "Uncaught Exceptions", "default": true,
+             "description": "Break when the process is exiting due to unhandled exception."},
+            {"filter": "userUnhandled", "label": "User Uncaught Exceptions", "default": false,
+             "description": "Break when exception escapes into library code."}
+        ],
+        "supportsStepInTargetsRequest": true
+    })
+}
+
+/// What the handshake learned from an authenticated client.
+struct Attach {
+    /// The client's `initialize`, to forward upstream.
+    initialize: Option<Message>,
+    /// The `attach` with `token` and `pathMappings` removed.
+    attach: Message,
+    /// The token as the client sent it, to hand back in subprocess configurations.
+    token: Option<Value>,
+    /// The client's own `pathMappings`, likewise.
+    path_mappings: Option<Value>,
+}
+
+/// One client connection.
+pub struct Session {
+    /// Registry key of this session.
+    id: u64,
+    /// The client's address.
+    peer: SocketAddr,
+    /// State shared by all sessions.
+    shared: Arc<Shared>,
+    /// The client's connection.
+    client: Conn,
+    /// `seq` of the next message the sidecar writes itself.
+    own_seq: i64,
+    /// Highest `seq` the client has used, so a `disconnect` on its behalf does not clash.
+    max_client_seq: i64,
+    /// The path mapper of this session.
+    mapper: PathMapper,
+}
+
+impl Session {
+    /// A session for an accepted connection.
+    pub fn new(id: u64, peer: SocketAddr, shared: Arc<Shared>, stream: TcpStream) -> Session {
+        let limits = &shared.config.limits;
+        let codec = DapCodec::new(limits.max_header_bytes, limits.max_body_bytes);
+        Session {
+            id,
+            peer,
+            client: Framed::new(stream, codec),
+            shared,
+            own_seq: 1,
+            max_client_seq: 0,
+            mapper: PathMapper::default(),
+        }
+    }
+
+    /// Runs the session to its end.
+    pub async fn run(mut self, shutdown: CancellationToken) -> Outcome {
+        let attach = match self.handshake(&shutdown).await {
+            Ok(attach) => attach,
+            Err(outcome) => return outcome,
+        };
+        self.shared.mark_authenticated(self.id);
+        let upstream = match self.connect(&attach.attach, &shutdown).await {
+            Ok(upstream) => upstream,
+            Err(outcome) => return outcome,
+        };
+        let upstream_codec = DapCodec::new(
+            self.shared.config.limits.max_header_bytes,
+            self.shared.config.limits.max_body_bytes,
+        );
+        let mut upstream = Framed::new(upstream, upstream_codec);
+        match self
+            .upstream_handshake(&mut upstream, attach, &shutdown)
+            .await
+        {
+            Ok(relay) => self.relay(upstream, relay, &shutdown).await,
+            Err(outcome) => outcome,
+        }
+    }
+
+    fn next_seq(&mut self) -> i64 {
+        let seq = self.own_seq;
+        self.own_seq += 1;
+        seq
+    }
+
+    async fn send_client(&mut self, msg: &Message) -> Result<(), CodecError> {
+        self.client.send(msg.bytes().clone()).await
+    }
+
+    /// Tells the client something on its debug console (best effort).
+    async fn say(&mut self, text: &str) {
+        let seq = self.next_seq();
+        let _ = self.send_client(&message::console(seq, text)).await;
+    }
+
+    async fn reply(&mut self, request: &Message, result: Result<Value, String>) -> bool {
+        let seq = self.next_seq();
+        self.send_client(&message::response(seq, request, result))
+            .await
+            .is_ok()
+    }
+
+    /// Reads the client's next message, ending the session on EOF, error or timeout.
+    async fn read_client(
+        &mut self,
+        deadline: Instant,
+        shutdown: &CancellationToken,
+    ) -> Result<Message, Outcome> {
+        let frame = tokio::select! {
+            frame = self.client.next() => frame,
+            _ = sleep_until(deadline) => {
+                info!(peer = %self.peer, "closing connection: no valid attach within limits.auth_timeout");
+                return Err(Outcome::Abandoned);
+            }
+            _ = shutdown.cancelled() => return Err(Outcome::Shutdown),
+        };
+        match frame {
+            Some(Ok(bytes)) => match Message::parse(bytes) {
+                Ok(msg) => {
+                    self.max_client_seq = self.max_client_seq.max(msg.seq);
+                    Ok(msg)
+                }
+                Err(e) => {
+                    warn!(peer = %self.peer, reason = %e, "closing connection");
+                    Err(Outcome::Abandoned)
+                }
+            },
+            Some(Err(e)) => {
+                warn!(peer = %self.peer, reason = %e, "closing connection");
+                Err(Outcome::Abandoned)
+            }
+            None => {
+                debug!(peer = %self.peer, "client closed before attaching");
+                Err(Outcome::Abandoned)
+            }
+        }
+    }
+
+    /// Phase 1: answer `initialize`, authenticate `attach`. Nothing reaches the upstream.
+    async fn handshake(&mut self, shutdown: &CancellationToken) -> Result<Attach, Outcome> {
+        let deadline = Instant::now() + self.shared.config.limits.auth_timeout;
+        let mut initialize = None;
+        loop {
+            let mut msg = self.read_client(deadline, shutdown).await?;
+            if msg.kind != Kind::Request {
+                debug!(peer = %self.peer, kind = ?msg.kind, name = %msg.name, "ignoring non-request before attach");
+                continue;
+            }
+            match msg.name.as_str() {
+                "initialize" => {
+                    if !self.reply(&msg, Ok(default_capabilities())).await {
+                        return Err(Outcome::Abandoned);
+                    }
+                    initialize = Some(msg);
+                }
+                "attach" => {
+                    let token = take_argument(&mut msg, "token").map_err(|_| Outcome::Abandoned)?;
+                    let presented = token.as_ref().map(|t| match t {
+                        Value::String(s) => s.clone(),
+                        other => other.to_string(),
+                    });
+                    if let Err(refusal) =
+                        self.shared.auth.check(self.peer.ip(), presented.as_deref())
+                    {
+                        warn!(peer = %self.peer, reason = refusal.reason(), "attach refused");
+                        self.shared.count_auth_failure(refusal.reason());
+                        self.reply(&msg, Err(refusal.to_string())).await;
+                        return Err(Outcome::Refused);
+                    }
+                    let path_mappings =
+                        take_argument(&mut msg, "pathMappings").map_err(|_| Outcome::Abandoned)?;
+                    self.mapper = self.build_mapper(&msg, path_mappings.as_ref());
+                    info!(peer = %self.peer, "client authenticated");
+                    return Ok(Attach {
+                        initialize,
+                        attach: msg,
+                        token,
+                        path_mappings,
+                    });
+                }
+                "disconnect" | "terminate" => {
+                    self.reply(&msg, Ok(json!({}))).await;
+                    return Err(Outcome::Abandoned);
+                }
+                "launch" => {
+                    self.reply(&msg, Err("dap-sidecar: only \"request\": \"attach\" is supported; the app is already running under debugpy in its container.".into())).await;
+                }
+                _ => {
+                    self.reply(
+                        &msg,
+                        Err(
+                            "dap-sidecar: not attached yet; send attach (with your token) first."
+                                .into(),
+                        ),
+                    )
+                    .await;
+                }
+            }
+        }
+    }
+
+    /// The session's mappings: the client's `pathMappings` if it sent any (identity
+    /// entries, which some IDEs add by default, do not count), else the config's, with a
+    /// missing local root meaning the client's `workspaceFolder`.
+    fn build_mapper(&self, attach: &Message, client_mappings: Option<&Value>) -> PathMapper {
+        let args = attach
+            .to_map()
+            .ok()
+            .and_then(|mut m| m.remove("arguments"))
+            .unwrap_or(Value::Null);
+        let client_windows = args
+            .get("clientOS")
+            .and_then(Value::as_str)
+            .is_some_and(|os| os.eq_ignore_ascii_case("windows"));
+        let workspace = args.get("workspaceFolder").and_then(Value::as_str);
+
+        let from_client: Vec<(String, String)> = client_mappings
+            .and_then(Value::as_array)
+            .into_iter()
+            .flatten()
+            .filter_map(|m| {
+                let local = m.get("localRoot")?.as_str()?;
+                let remote = m.get("remoteRoot")?.as_str()?;
+                Some((local.to_owned(), remote.to_owned()))
+            })
+            .filter(|(local, remote)| local != remote)
+            .collect();
+        let pairs: Vec<(String, String)> = if !from_client.is_empty() {
+            from_client
+        } else if self.shared.config.path_mappings.is_empty() {
+            workspace
+                .map(|w| vec![(w.to_owned(), DEFAULT_REMOTE_ROOT.to_owned())])
+                .unwrap_or_default()
+        } else {
+            self.shared
+                .config
+                .path_mappings
+                .iter()
+                .filter_map(|m| {
+                    let local = m.local_root.as_deref().or(workspace)?;
+                    Some((local.to_owned(), m.remote_root.clone()))
+                })
+                .collect()
+        };
+        debug!(peer = %self.peer, mappings = ?pairs, "path mappings");
+        PathMapper::new(
+            pairs.iter().map(|(l, r)| (l.as_str(), r.as_str())),
+            client_windows,
+        )
+    }
+
+    /// Phase 2: connect to the upstream, retrying until `upstream_timeout`.
+    async fn connect(
+        &mut self,
+        attach: &Message,
+        shutdown: &CancellationToken,
+    ) -> Result<TcpStream, Outcome> {
+        let upstream = self.shared.config.upstream.clone();
+        let limit = self.shared.config.upstream_timeout;
+        let started = Instant::now();
+        let deadline = started + limit;
+        let mut backoff = Duration::from_millis(50);
+        let mut next_report = started;
+        loop {
+            let attempt = timeout(
+                deadline
+                    .saturating_duration_since(Instant::now())
+                    .max(Duration::from_millis(10)),
+                TcpStream::connect(upstream.as_str()),
+            );
+            let error = tokio::select! {
+                result = attempt => match result {
+                    Ok(Ok(stream)) => {
+                        let _ = stream.set_nodelay(true);
+                        return Ok(stream);
+                    }
+                    Ok(Err(e)) => e.to_string(),
+                    Err(_) => "timed out".to_owned(),
+                },
+                _ = shutdown.cancelled() => return Err(Outcome::Shutdown),
+            };
+            let now = Instant::now();
+            if now >= deadline {
+                let text = format!(
+                    "dap-sidecar: debugpy did not accept a connection at {upstream} within {} (last error: {error}). Is the app running under `python -m debugpy --listen {upstream}`?",
+                    humantime::format_duration(limit)
+                );
+                warn!(peer = %self.peer, %upstream, %error, "upstream unavailable");
+                self.reply(attach, Err(text)).await;
+                return Err(Outcome::UpstreamUnavailable);
+            }
+            if now >= next_report {
+                let waited = now.duration_since(started).as_secs();
+                let left = deadline.saturating_duration_since(now).as_secs();
+                self.say(&format!(
+                    "dap-sidecar: waiting for debugpy at {upstream} ({error}); waited {waited}s, giving up in {left}s"
+                ))
+                .await;
+                next_report = now + Duration::from_secs(5);
+            }
+            // Wait before the next attempt, but notice a client that leaves meanwhile.
+            let pause = sleep(backoff.min(deadline.saturating_duration_since(now)));
+            tokio::select! {
+                _ = pause => {}
+                frame = self.client.next() => match frame {
+                    None | Some(Err(_)) => return Err(Outcome::Abandoned),
+                    Some(Ok(_)) => {
+                        // DAP clients wait for the attach response; anything else here is
+                        // a protocol error we refuse rather than queue without bound.
+                        warn!(peer = %self.peer, "closing connection: message sent before attach completed");
+                        return Err(Outcome::Abandoned);
+                    }
+                },
+                _ = shutdown.cancelled() => return Err(Outcome::Shutdown),
+            }
+            backoff = (backoff * 2).min(Duration::from_secs(1));
+        }
+    }
+
+    /// Phase 3: forward `initialize`, reconcile capabilities, forward `attach`.
+    async fn upstream_handshake(
+        &mut self,
+        upstream: &mut Conn,
+        attach: Attach,
+        shutdown: &CancellationToken,
+    ) -> Result<Relay, Outcome> {
+        let relay = Relay {
+            token: attach.token,
+            path_mappings: attach.path_mappings,
+            client_disconnect: None,
+            terminated_sent: false,
+        };
+        if let Some(init) = attach.initialize {
+            if upstream.send(init.bytes().clone()).await.is_err() {
+                return Err(self
+                    .upstream_failed(&attach.attach, "connection closed")
+                    .await);
+            }
+            let deadline = Instant::now() + self.shared.config.upstream_timeout;
+            let answer = loop {
+                let frame = tokio::select! {
+                    f = upstream.next() => f,
+                    _ = sleep_until(deadline) => None,
+                    _ = shutdown.cancelled() => return Err(Outcome::Shutdown),
+                };
+                let Some(Ok(bytes)) = frame else {
+                    return Err(self
+                        .upstream_failed(&attach.attach, "no answer to initialize")
+                        .await);
+                };
+                let Ok(mut msg) = Message::parse(bytes) else {
+                    return Err(self
+                        .upstream_failed(&attach.attach, "invalid message")
+                        .await);
+                };
+                if msg.kind == Kind::Response && msg.request_seq == Some(init.seq) {
+                    break msg;
+                }
+                // debugpy greets with telemetry `output` and `debugpySockets` events.
+                let _ = rewrite::to_client(&mut msg, &self.mapper);
+                if self.send_client(&msg).await.is_err() {
+                    return Err(Outcome::Abandoned);
+                }
+            };
+            if answer.success != Some(true) {
+                let why = answer
+                    .to_map()
+                    .ok()
+                    .and_then(|m| m.get("message").and_then(Value::as_str).map(str::to_owned))
+                    .unwrap_or_else(|| "initialize failed".into());
+                return Err(self.upstream_failed(&attach.attach, &why).await);
+            }
+            let body = answer
+                .to_map()
+                .ok()
+                .and_then(|mut m| m.remove("body"))
+                .unwrap_or(Value::Null);
+            if body != default_capabilities() {
+                debug!(peer = %self.peer, "upstream capabilities differ; sending capabilities event");
+                let seq = self.next_seq();
+                let event = message::event(seq, "capabilities", json!({ "capabilities": body }));
+                if self.send_client(&event).await.is_err() {
+                    return Err(Outcome::Abandoned);
+                }
+            }
+        }
+        if upstream.send(attach.attach.bytes().clone()).await.is_err() {
+            return Err(self
+                .upstream_failed(&attach.attach, "connection closed")
+                .await);
+        }
+        Ok(relay)
+    }
+
+    async fn upstream_failed(&mut self, attach: &Message, why: &str) -> Outcome {
+        let upstream = self.shared.config.upstream.clone();
+        warn!(peer = %self.peer, %upstream, reason = why, "upstream failed during attach");
+        self.reply(
+            attach,
+            Err(format!(
+                "dap-sidecar: the debug server at {upstream} failed during attach: {why}"
+            )),
+        )
+        .await;
+        Outcome::UpstreamLost
+    }
+
+    /// Phase 4 and 5: relay until one side ends, then end the other side properly.
+    async fn relay(
+        mut self,
+        mut upstream: Conn,
+        mut state: Relay,
+        shutdown: &CancellationToken,
+    ) -> Outcome {
+        let frame_timeout = self.shared.config.limits.frame_timeout;
+        let mut partial_since: Option<Instant> = None;
+        let outcome = loop {
+            // A frame that has started must finish within limits.frame_timeout.
+            if self.client.codec().in_frame(self.client.read_buffer()) {
+                partial_since.get_or_insert_with(Instant::now);
+            } else {
+                partial_since = None;
+            }
+            let frame_deadline = partial_since.map(|t| t + frame_timeout);
+            tokio::select! {
+                frame = self.client.next() => match frame {
+                    Some(Ok(bytes)) => {
+                        if let Err(outcome) = self.on_client_message(bytes, &mut upstream, &mut state).await {
+                            break outcome;
+                        }
+                    }
+                    Some(Err(e)) => {
+                        warn!(peer = %self.peer, reason = %e, "closing client connection");
+                        break Outcome::ClientLost;
+                    }
+                    None => break if state.client_disconnect.is_some() { Outcome::Disconnected } else { Outcome::ClientLost },
+                },
+                frame = upstream.next() => match frame {
+                    Some(Ok(bytes)) => {
+                        if let Err(outcome) = self.on_upstream_message(bytes, &mut state).await {
+                            break outcome;
+                        }
+                    }
+                    Some(Err(e)) => {
+                        warn!(peer = %self.peer, reason = %e, "upstream connection failed");
+                        break Outcome::UpstreamLost;
+                    }
+                    None => break if state.client_disconnect.is_some() { Outcome::Disconnected } else { Outcome::UpstreamLost },
+                },
+                _ = sleep_until(frame_deadline.unwrap_or_else(Instant::now)), if frame_deadline.is_some() => {
+                    warn!(peer = %self.peer, "closing client connection: a frame took longer than limits.frame_timeout");
+                    break Outcome::ClientLost;
+                }
+                _ = shutdown.cancelled() => break Outcome::Shutdown,
+            }
+        };
+        self.shared.set_stopped(self.id, false);
+        match outcome {
+            Outcome::ClientLost | Outcome::Shutdown if state.client_disconnect.is_none() => {
+                self.disconnect_upstream(&mut upstream).await;
+                if outcome == Outcome::Shutdown {
+                    self.say("dap-sidecar is shutting down; the app keeps running.")
+                        .await;
+                    self.send_terminated(&mut state).await;
+                }
+            }
+            Outcome::UpstreamLost => {
+                self.say("dap-sidecar: the connection to debugpy closed.")
+                    .await;
+                self.send_terminated(&mut state).await;
+            }
+            _ => {}
+        }
+        let _ = self.client.close().await;
+        info!(peer = %self.peer, outcome = outcome.label(), "session ended");
+        outcome
+    }
+
+    async fn send_terminated(&mut self, state: &mut Relay) {
+        if !state.terminated_sent {
+            state.terminated_sent = true;
+            let seq = self.next_seq();
+            let _ = self
+                .send_client(&message::event(seq, "terminated", json!({})))
+                .await;
+        }
+    }
+
+    /// Sends `disconnect` (terminateDebuggee false) on behalf of a client that vanished,
+    /// and waits briefly for debugpy to acknowledge it, so the app resumes.
+    async fn disconnect_upstream(&mut self, upstream: &mut Conn) {
+        let seq = self.max_client_seq + 1;
+        let request = message::request(
+            seq,
+            "disconnect",
+            json!({ "restart": false, "terminateDebuggee": false, "suspendDebuggee": false }),
+        );
+        info!(peer = %self.peer, "client gone: sending disconnect upstream so the app resumes");
+        if upstream.send(request.bytes().clone()).await.is_err() {
+            return;
+        }
+        let acknowledged = timeout(DISCONNECT_GRACE, async {
+            while let Some(Ok(bytes)) = upstream.next().await {
+                if let Ok(msg) = Message::parse(bytes)
+                    && msg.kind == Kind::Response
+                    && msg.request_seq == Some(seq)
+                {
+                    return true;
+                }
+            }
+            false
+        })
+        .await;
+        if acknowledged != Ok(true) {
+            warn!(peer = %self.peer, "debugpy did not acknowledge the disconnect");
+        }
+    }
+
+    async fn on_client_message(
+        &mut self,
+        bytes: Bytes,
+        upstream: &mut Conn,
+        state: &mut Relay,
+    ) -> Result<(), Outcome> {
+        let mut msg = Message::parse(bytes).map_err(|e| {
+            warn!(peer = %self.peer, reason = %e, "closing client connection");
+            Outcome::ClientLost
+        })?;
+        self.max_client_seq = self.max_client_seq.max(msg.seq);
+        self.shared.count_message("to_upstream", &msg);
+        if msg.is_request("disconnect") {
+            state.client_disconnect = Some(msg.seq);
+        }
+        if let Err(e) = rewrite::to_upstream(&mut msg, &mut self.mapper) {
+            warn!(peer = %self.peer, reason = %e, "could not map paths in a client message");
+        }
+        upstream
+            .send(msg.bytes().clone())
+            .await
+            .map_err(|_| Outcome::UpstreamLost)
+    }
+
+    async fn on_upstream_message(
+        &mut self,
+        bytes: Bytes,
+        state: &mut Relay,
+    ) -> Result<(), Outcome> {
+        let mut msg = Message::parse(bytes).map_err(|e| {
+            warn!(peer = %self.peer, reason = %e, "upstream sent an invalid message");
+            Outcome::UpstreamLost
+        })?;
+        self.shared.count_message("to_client", &msg);
+        match (&msg.kind, msg.name.as_str()) {
+            (Kind::Event, "terminated") => state.terminated_sent = true,
+            (Kind::Event, "stopped") => self.shared.set_stopped(self.id, true),
+            (Kind::Event, "continued") => self.shared.set_stopped(self.id, false),
+            (Kind::Response, "attach") if msg.success == Some(false) => self.explain_busy(&mut msg),
+            (Kind::Request, "startDebugging") => state.hand_back(&mut msg, true),
+            (Kind::Event, "debugpyAttach") => state.hand_back(&mut msg, false),
+            _ => {}
+        }
+        // Resuming commands may be answered without a `continued` event.
+        if msg.kind == Kind::Response
+            && msg.success == Some(true)
+            && RESUMING.contains(&msg.name.as_str())
+        {
+            self.shared.set_stopped(self.id, false);
+        }
+        if let Err(e) = rewrite::to_client(&mut msg, &self.mapper) {
+            warn!(peer = %self.peer, reason = %e, "could not map paths in an upstream message");
+        }
+        self.send_client(&msg)
+            .await
+            .map_err(|_| Outcome::ClientLost)
+    }
+
+    /// debugpy refuses a second client with "already being debugged"; say who holds it.
+    fn explain_busy(&self, msg: &mut Message) {
+        let Some((peer, since)) = self.shared.holder(self.id) else {
+            return;
+        };
+        let since = humantime::format_rfc3339_seconds(since);
+        let _ = msg.rewrite(|map| {
+            let Some(Value::String(text)) = map.get_mut("message") else {
+                return false;
+            };
+            if !text.contains("already being debugged") {
+                return false;
+            }
+            text.push_str(&format!(
+                " (dap-sidecar: the session is held by {peer}, attached since {since})"
+            ));
+            true
+        });
+    }
+}
+
+/// What the relay phase keeps track of.
+struct Relay {
+    /// The token the client attached with, handed back for subprocess attaches.
+    token: Option<Value>,
+    /// The client's `pathMappings`, likewise.
+    path_mappings: Option<Value>,
+    /// `seq` of the client's own `disconnect`, once sent.
+    client_disconnect: Option<i64>,
+    /// Whether the client has seen a `terminated` event.
+    terminated_sent: bool,
+}
+
+impl Relay {
+    /// debugpy builds a subprocess's attach configuration from the attach it received,
+    /// which the sidecar had stripped of `token` and `pathMappings`. Put the client's own
+    /// values back, so the IDE's new connection authenticates and maps like this one.
+    fn hand_back(&self, msg: &mut Message, reverse_request: bool) {
+        if self.token.is_none() && self.path_mappings.is_none() {
+            return;
+        }
+        let _ = msg.rewrite(|map| {
+            let config = if reverse_request {
+                arguments(map)
+                    .and_then(|a| a.get_mut("configuration"))
+                    .and_then(Value::as_object_mut)
+            } else {
+                map.get_mut("body").and_then(Value::as_object_mut)
+            };
+            let Some(config) = config else {
+                return false;
+            };
+            if let Some(token) = &self.token {
+                config.insert("token".into(), token.clone());
+            }
+            if let Some(mappings) = &self.path_mappings {
+                config.insert("pathMappings".into(), mappings.clone());
+            }
+            true
+        });
+    }
+}

@@ -1,0 +1,81 @@
+//! Starts the sidecar: logging, the DAP listener, and the shutdown signals.
+//!
+//! SIGTERM or SIGINT cancels one [`CancellationToken`] that every loop watches: the
+//! listener stops accepting, each session disconnects from debugpy (the app resumes) and
+//! tells its client, and the process exits 0.
+
+use std::sync::Arc;
+
+use tokio_util::sync::CancellationToken;
+use tracing::info;
+
+use crate::config::{Config, LogFormat};
+use crate::proxy::Shared;
+use crate::proxy::listener::Listener;
+
+/// Why the sidecar could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    /// The DAP port could not be bound.
+    #[error("cannot listen for DAP on {addr}: {source}")]
+    Bind {
+        /// host:port from the config.
+        addr: String,
+        /// The OS error.
+        source: std::io::Error,
+    },
+    /// Metrics could not be registered (a bug).
+    #[error("metrics: {0}")]
+    Metrics(#[from] prometheus::Error),
+    /// Signal handlers could not be installed.
+    #[error("signals: {0}")]
+    Signals(std::io::Error),
+}
+
+/// Installs the global `tracing` subscriber for `config.log`.
+pub fn init_logging(config: &Config) {
+    let filter = tracing_subscriber::EnvFilter::try_new(&config.log.level)
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    match config.log.format {
+        LogFormat::Json => builder.json().flatten_event(true).init(),
+        LogFormat::Text => builder.init(),
+    }
+}
+
+/// Runs until SIGTERM/SIGINT, then shuts down cleanly.
+pub async fn run(config: Config) -> Result<(), StartError> {
+    let shutdown = CancellationToken::new();
+    let signals = watch_signals(shutdown.clone())?;
+    let shared = Arc::new(Shared::new(config)?);
+    let listener = Listener::bind(shared.clone())
+        .await
+        .map_err(|source| StartError::Bind {
+            addr: format!("{}:{}", shared.config.host, shared.config.port),
+            source,
+        })?;
+    let addr = listener.local_addr().map_err(|source| StartError::Bind {
+        addr: format!("{}:{}", shared.config.host, shared.config.port),
+        source,
+    })?;
+    info!(addr = %addr, upstream = %shared.config.upstream, "DAP listener bound");
+    listener.run(shutdown).await;
+    signals.abort();
+    info!("stopped");
+    Ok(())
+}
+
+fn watch_signals(shutdown: CancellationToken) -> Result<tokio::task::JoinHandle<()>, StartError> {
+    use tokio::signal::unix::{SignalKind, signal};
+    let mut term = signal(SignalKind::terminate()).map_err(StartError::Signals)?;
+    let mut int = signal(SignalKind::interrupt()).map_err(StartError::Signals)?;
+    Ok(tokio::spawn(async move {
+        tokio::select! {
+            _ = term.recv() => info!("SIGTERM: shutting down"),
+            _ = int.recv() => info!("SIGINT: shutting down"),
+        }
+        shutdown.cancel();
+    }))
+}
