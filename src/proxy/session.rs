@@ -102,6 +102,7 @@ fn default_capabilities() -> Value {
         "supportsSetExpression": true,
         "supportsSetVariable": true,
         "supportsValueFormattingOptions": true,
+        "supportsTerminateDebuggee": true,
         "supportsTerminateRequest": true,
         "supportsGotoTargetsRequest": true,
         "supportsClipboardContext": true,
@@ -598,7 +599,9 @@ impl Session {
     }
 
     /// Sends `disconnect` (terminateDebuggee false) on behalf of a client that vanished,
-    /// and waits briefly for debugpy to acknowledge it, so the app resumes.
+    /// and waits (briefly) until debugpy has finalized the session: it answers the
+    /// request and sends `terminated` after releasing the app, or closes the connection.
+    /// Only then may the next client attach.
     async fn disconnect_upstream(&mut self, upstream: &mut Conn) {
         let seq = self.max_client_seq + 1;
         let request = message::request(
@@ -610,20 +613,22 @@ impl Session {
         if upstream.send(request.bytes().clone()).await.is_err() {
             return;
         }
-        let acknowledged = timeout(DISCONNECT_GRACE, async {
+        let finalized = timeout(DISCONNECT_GRACE, async {
+            let (mut answered, mut terminated) = (false, false);
             while let Some(Ok(bytes)) = upstream.next().await {
-                if let Ok(msg) = Message::parse(bytes)
-                    && msg.kind == Kind::Response
-                    && msg.request_seq == Some(seq)
-                {
-                    return true;
+                let Ok(msg) = Message::parse(bytes) else {
+                    continue;
+                };
+                answered |= msg.kind == Kind::Response && msg.request_seq == Some(seq);
+                terminated |= msg.is_event("terminated");
+                if answered && terminated {
+                    return;
                 }
             }
-            false
         })
         .await;
-        if acknowledged != Ok(true) {
-            warn!(peer = %self.peer, "debugpy did not acknowledge the disconnect");
+        if finalized.is_err() {
+            warn!(peer = %self.peer, "debugpy did not finish the disconnect in time");
         }
     }
 

@@ -1,0 +1,352 @@
+//! Shared harness for the integration tests: a venv with real debugpy, the demo app under
+//! debugpy, the sidecar binary, and a DAP client. Every process is killed on drop.
+//!
+//! Waiting is always for an event (a log line, an app output line, a DAP message, a
+//! closed socket) with a deadline, never a fixed sleep.
+
+#![allow(dead_code)] // each test binary uses a different part of the harness
+
+pub mod dap;
+
+use std::fs::{self, File};
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{SocketAddr, TcpListener};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::sync::{Arc, Condvar, Mutex};
+use std::thread;
+use std::time::{Duration, Instant};
+
+/// Default deadline for things that should happen promptly.
+pub const SOON: Duration = Duration::from_secs(30);
+
+/// A token long enough for the sidecar's check.
+pub const TOKEN: &str = "test-token-0123456789abcdef";
+
+/// The sidecar binary under test.
+pub fn sidecar_bin() -> &'static str {
+    env!("CARGO_BIN_EXE_dap-sidecar")
+}
+
+fn repo() -> &'static Path {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+}
+
+/// The python of a venv with the pinned debugpy from PyPI, created once per target dir.
+/// `DAP_SIDECAR_TEST_PYTHON` overrides it.
+pub fn python() -> PathBuf {
+    if let Ok(p) = std::env::var("DAP_SIDECAR_TEST_PYTHON") {
+        return PathBuf::from(p);
+    }
+    let base = PathBuf::from(env!("CARGO_TARGET_TMPDIR"));
+    let venv = base.join("debugpy-venv");
+    let python = venv.join("bin/python");
+    let requirements = repo().join("tests/requirements.txt");
+    let wanted = fs::read_to_string(&requirements).expect("tests/requirements.txt");
+    let marker = venv.join(".installed");
+    // Several test processes may get here at once: one creates the venv, the others wait.
+    let lock = File::create(base.join("debugpy-venv.lock")).expect("lock file");
+    lock.lock().expect("lock venv");
+    if fs::read_to_string(&marker).ok().as_deref() != Some(wanted.as_str()) {
+        let _ = fs::remove_dir_all(&venv);
+        run(Command::new("python3").args(["-m", "venv"]).arg(&venv));
+        run(Command::new(&python)
+            .args([
+                "-m",
+                "pip",
+                "install",
+                "--quiet",
+                "--disable-pip-version-check",
+                "-r",
+            ])
+            .arg(&requirements));
+        fs::write(&marker, &wanted).expect("marker");
+    }
+    python
+}
+
+fn run(cmd: &mut Command) {
+    let status = cmd.status().unwrap_or_else(|e| panic!("{cmd:?}: {e}"));
+    assert!(status.success(), "{cmd:?} failed: {status}");
+}
+
+/// A free loopback port (bound and released; the tests that use it start the server
+/// right away, and the sidecar retries its upstream anyway).
+pub fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("free port")
+}
+
+/// Lines of a child's output, collected by a thread, that tests can wait on.
+#[derive(Clone, Default)]
+pub struct Lines {
+    inner: Arc<(Mutex<Vec<String>>, Condvar)>,
+}
+
+impl Lines {
+    fn collect(&self, reader: impl Read + Send + 'static, echo: &'static str) {
+        let lines = self.clone();
+        thread::spawn(move || {
+            for line in BufReader::new(reader).lines() {
+                let Ok(line) = line else { break };
+                if std::env::var_os("DAP_SIDECAR_TEST_ECHO").is_some() {
+                    eprintln!("[{echo}] {line}");
+                }
+                let (list, cv) = &*lines.inner;
+                list.lock().unwrap().push(line);
+                cv.notify_all();
+            }
+        });
+    }
+
+    /// Waits until some line (from `from` on) satisfies `pred`; returns it.
+    pub fn wait_from(
+        &self,
+        from: usize,
+        timeout: Duration,
+        pred: impl Fn(&str) -> bool,
+    ) -> Option<String> {
+        let deadline = Instant::now() + timeout;
+        let (list, cv) = &*self.inner;
+        let mut guard = list.lock().unwrap();
+        loop {
+            if let Some(line) = guard.iter().skip(from).find(|l| pred(l)) {
+                return Some(line.clone());
+            }
+            let left = deadline.checked_duration_since(Instant::now())?;
+            guard = cv.wait_timeout(guard, left).unwrap().0;
+        }
+    }
+
+    /// Waits for a line containing `needle`.
+    pub fn wait(&self, needle: &str, timeout: Duration) -> Option<String> {
+        self.wait_from(0, timeout, |l| l.contains(needle))
+    }
+
+    /// How many lines so far.
+    pub fn len(&self) -> usize {
+        self.inner.0.lock().unwrap().len()
+    }
+
+    /// Everything so far.
+    pub fn all(&self) -> String {
+        self.inner.0.lock().unwrap().join("\n")
+    }
+}
+
+/// The fixture app running under real debugpy, in a directory laid out like a container
+/// (`<tmp>/usr/src/app/main.py`) next to a separate "IDE checkout" (`<tmp>/checkout`).
+pub struct App {
+    /// Temp directory holding both trees and debugpy's logs.
+    pub dir: tempfile::TempDir,
+    /// Where the app really is: the container-side root.
+    pub remote_root: PathBuf,
+    /// The IDE's copy of the code: the local root.
+    pub local_root: PathBuf,
+    /// debugpy's client port.
+    pub port: u16,
+    /// The app's stdout.
+    pub stdout: Lines,
+    child: Child,
+}
+
+/// The line of `main.py` with the `# BREAK` marker.
+pub fn break_line() -> i64 {
+    let src = include_str!("../fixtures/app/main.py");
+    src.lines()
+        .position(|l| l.contains("# BREAK"))
+        .expect("marker") as i64
+        + 1
+}
+
+impl App {
+    /// Lays out the trees without starting anything.
+    pub fn prepare() -> App {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let remote_root = dir.path().join("usr/src/app");
+        let local_root = dir.path().join("checkout");
+        for root in [&remote_root, &local_root] {
+            fs::create_dir_all(root).expect("mkdir");
+            fs::copy(
+                repo().join("tests/fixtures/app/main.py"),
+                root.join("main.py"),
+            )
+            .expect("copy");
+        }
+        // A placeholder child so the struct is complete; replaced by `launch`.
+        let child = Command::new("true").spawn().expect("spawn true");
+        App {
+            dir,
+            remote_root,
+            local_root,
+            port: free_port(),
+            stdout: Lines::default(),
+            child,
+        }
+    }
+
+    /// Starts the app under debugpy listening on `self.port`.
+    pub fn launch(&mut self) {
+        let _ = self.child.wait();
+        let mut child = Command::new(python())
+            .args(["-Xfrozen_modules=off", "-m", "debugpy", "--log-to"])
+            .arg(self.dir.path().join("debugpy-logs"))
+            .arg("--listen")
+            .arg(format!("127.0.0.1:{}", self.port))
+            .arg(self.remote_root.join("main.py"))
+            .current_dir(&self.remote_root)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("start debugpy");
+        self.stdout
+            .collect(child.stdout.take().expect("stdout"), "app");
+        self.stdout
+            .collect(child.stderr.take().expect("stderr"), "app-err");
+        self.child = child;
+        assert!(
+            self.stdout.wait("app started", SOON).is_some(),
+            "app did not start:\n{}",
+            self.stdout.all()
+        );
+    }
+
+    /// Prepares and launches.
+    pub fn start() -> App {
+        let mut app = App::prepare();
+        app.launch();
+        app
+    }
+
+    /// The local path of the app's main file.
+    pub fn local_main(&self) -> String {
+        self.local_root.join("main.py").display().to_string()
+    }
+
+    /// Waits for a `tick N` line with N > `n`, proving the app runs; returns N.
+    pub fn wait_tick_above(&self, n: i64, timeout: Duration) -> Option<i64> {
+        let tick = |l: &str| {
+            l.strip_prefix("tick ")
+                .and_then(|v| v.trim().parse::<i64>().ok())
+        };
+        self.stdout
+            .wait_from(0, timeout, |l| tick(l).is_some_and(|v| v > n))
+            .and_then(|l| tick(&l))
+    }
+
+    /// debugpy's adapter log (all files concatenated).
+    pub fn adapter_log(&self) -> String {
+        let mut out = String::new();
+        if let Ok(entries) = fs::read_dir(self.dir.path().join("debugpy-logs")) {
+            for e in entries.flatten() {
+                if e.file_name()
+                    .to_string_lossy()
+                    .starts_with("debugpy.adapter")
+                {
+                    out.push_str(&fs::read_to_string(e.path()).unwrap_or_default());
+                }
+            }
+        }
+        out
+    }
+
+    /// How many IDE connections debugpy's adapter has accepted.
+    pub fn client_connections(&self) -> usize {
+        self.adapter_log()
+            .matches("Accepted incoming Client connection")
+            .count()
+    }
+}
+
+impl Drop for App {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// The sidecar binary running with a YAML config.
+pub struct Sidecar {
+    /// The DAP address it bound (loopback form).
+    pub addr: SocketAddr,
+    /// Its log (JSON lines on stderr).
+    pub log: Lines,
+    child: Child,
+    _config: tempfile::NamedTempFile,
+}
+
+impl Sidecar {
+    /// Starts the sidecar with `yaml` (port 0 unless the YAML sets one) and waits until
+    /// it has bound its DAP port.
+    pub fn start(yaml: &str) -> Sidecar {
+        Self::start_with(yaml, |c| c)
+    }
+
+    /// Like [`Sidecar::start`], with a hook to wrap the command (e.g. in a namespace).
+    pub fn start_with(yaml: &str, wrap: impl FnOnce(Command) -> Command) -> Sidecar {
+        let mut config = tempfile::Builder::new()
+            .suffix(".yaml")
+            .tempfile()
+            .expect("config");
+        let yaml = format!("port: 0\nhost: 127.0.0.1\nhttp:\n  port: 0\n{yaml}");
+        config.write_all(yaml.as_bytes()).expect("write config");
+        let mut cmd = Command::new(sidecar_bin());
+        cmd.arg("--config")
+            .arg(config.path())
+            .args(["--log-format", "json"])
+            .env("RUST_BACKTRACE", "1")
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped());
+        let mut child = wrap(cmd).spawn().expect("start sidecar");
+        let log = Lines::default();
+        log.collect(child.stderr.take().expect("stderr"), "sidecar");
+        let bound = log
+            .wait("DAP listener bound", SOON)
+            .unwrap_or_else(|| panic!("sidecar did not start:\n{}", log.all()));
+        let line: serde_json::Value = serde_json::from_str(&bound).expect("json log line");
+        let mut addr: SocketAddr = line["addr"]
+            .as_str()
+            .expect("addr")
+            .parse()
+            .expect("socket addr");
+        if addr.ip().is_unspecified() {
+            addr.set_ip([127, 0, 0, 1].into());
+        }
+        Sidecar {
+            addr,
+            log,
+            child,
+            _config: config,
+        }
+    }
+
+    /// Sends SIGTERM and waits for the exit status.
+    pub fn terminate(&mut self, timeout: Duration) -> Option<ExitStatus> {
+        use wait_timeout::ChildExt;
+        run(Command::new("kill").args(["-TERM", &self.child.id().to_string()]));
+        self.child.wait_timeout(timeout).ok().flatten()
+    }
+}
+
+impl Drop for Sidecar {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// The config lines mapping `app`'s checkout to its "container" root.
+pub fn mapping_yaml(local_root: &str, remote_root: &Path) -> String {
+    format!(
+        "path_mappings:\n  - local_root: '{}'\n    remote_root: '{}'\n",
+        local_root,
+        remote_root.display()
+    )
+}
+
+/// Config lines pointing the sidecar at `app`'s debugpy.
+pub fn upstream_yaml(port: u16) -> String {
+    format!("upstream: 127.0.0.1:{port}\nupstream_timeout: 20s\n")
+}
