@@ -5,6 +5,8 @@
 //! reads is never re-scanned. Header and body sizes are capped; every malformed input is
 //! a [`CodecError`], never a panic (the codec is fuzzed and property-tested).
 
+use std::time::Instant;
+
 use bytes::{Buf, BufMut, Bytes, BytesMut};
 use tokio_util::codec::{Decoder, Encoder};
 
@@ -50,6 +52,8 @@ pub struct DapCodec {
     max_body_bytes: usize,
     /// Length of the body being awaited, once its header has been consumed.
     pending_body: Option<usize>,
+    /// When the first byte of the incomplete frame in the buffer arrived.
+    frame_started: Option<Instant>,
 }
 
 impl DapCodec {
@@ -59,12 +63,14 @@ impl DapCodec {
             max_header_bytes,
             max_body_bytes,
             pending_body: None,
+            frame_started: None,
         }
     }
 
-    /// Whether a frame has started but not finished (used for slow-frame timeouts).
-    pub fn in_frame(&self, buffered: &BytesMut) -> bool {
-        self.pending_body.is_some() || !buffered.is_empty()
+    /// When the frame now being received started, if one is incomplete (for slow-frame
+    /// timeouts: a client that starts a frame must finish it).
+    pub fn frame_started(&self) -> Option<Instant> {
+        self.frame_started
     }
 
     fn parse_header(&self, header: &[u8]) -> Result<usize, CodecError> {
@@ -124,6 +130,18 @@ impl Decoder for DapCodec {
     type Error = CodecError;
 
     fn decode(&mut self, src: &mut BytesMut) -> Result<Option<Bytes>, CodecError> {
+        let frame = self.decode_frame(src)?;
+        self.frame_started = match (&frame, src.is_empty() && self.pending_body.is_none()) {
+            (_, true) => None,
+            (Some(_), false) => Some(Instant::now()),
+            (None, false) => Some(self.frame_started.unwrap_or_else(Instant::now)),
+        };
+        Ok(frame)
+    }
+}
+
+impl DapCodec {
+    fn decode_frame(&mut self, src: &mut BytesMut) -> Result<Option<Bytes>, CodecError> {
         let length = match self.pending_body {
             Some(length) => length,
             None => {
@@ -196,6 +214,20 @@ mod tests {
         buf.extend_from_slice(&frame(r#"{"b":2}"#)[10..]);
         assert_eq!(c.decode(&mut buf).unwrap().unwrap(), r#"{"b":2}"#);
         assert!(buf.is_empty());
+    }
+
+    #[test]
+    fn remembers_when_an_incomplete_frame_started() {
+        let mut c = codec();
+        let mut buf = BytesMut::from(&frame("{}")[..5]);
+        assert!(c.decode(&mut buf).unwrap().is_none());
+        let started = c.frame_started().expect("frame started");
+        buf.extend_from_slice(&frame("{}")[5..]);
+        assert!(c.decode(&mut buf).unwrap().is_some());
+        assert_eq!(c.frame_started(), None);
+        buf.extend_from_slice(b"Content");
+        assert!(c.decode(&mut buf).unwrap().is_none());
+        assert!(c.frame_started().expect("new frame") >= started);
     }
 
     #[test]

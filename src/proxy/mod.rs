@@ -14,7 +14,7 @@ pub mod session;
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use std::time::SystemTime;
 
 use crate::config::Config;
@@ -44,6 +44,10 @@ pub struct Shared {
     pub metrics: Metrics,
     /// Open connections by id. A std mutex: held only for map updates, never across await.
     sessions: Mutex<HashMap<u64, SessionInfo>>,
+    /// Held (read) by sessions whose debugpy session is being finalized; a new upstream
+    /// connection takes it (write) first, because debugpy refuses a new client with
+    /// "already being debugged" until the previous session is finalized.
+    pub finalizing: Arc<tokio::sync::RwLock<()>>,
 }
 
 impl Shared {
@@ -54,6 +58,7 @@ impl Shared {
             config,
             metrics: Metrics::new()?,
             sessions: Mutex::new(HashMap::new()),
+            finalizing: Arc::new(tokio::sync::RwLock::new(())),
         })
     }
 

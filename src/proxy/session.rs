@@ -373,6 +373,12 @@ impl Session {
         let deadline = started + limit;
         let mut backoff = Duration::from_millis(50);
         let mut next_report = started;
+        if timeout(DISCONNECT_GRACE, self.shared.finalizing.write())
+            .await
+            .is_err()
+        {
+            warn!(peer = %self.peer, "a previous session is still ending; attaching anyway");
+        }
         loop {
             let attempt = timeout(
                 deadline
@@ -441,6 +447,7 @@ impl Session {
             path_mappings: attach.path_mappings,
             client_disconnect: None,
             terminated_sent: false,
+            finalizing: None,
         };
         if let Some(init) = attach.initialize {
             if upstream.send(init.bytes().clone()).await.is_err() {
@@ -525,16 +532,17 @@ impl Session {
         shutdown: &CancellationToken,
     ) -> Outcome {
         let frame_timeout = self.shared.config.limits.frame_timeout;
-        let mut partial_since: Option<Instant> = None;
+        // Checks for a stalled frame a few times per frame_timeout.
+        let mut stall_check = tokio::time::interval(frame_timeout / 4);
+        stall_check.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         let outcome = loop {
-            // A frame that has started must finish within limits.frame_timeout.
-            if self.client.codec().in_frame(self.client.read_buffer()) {
-                partial_since.get_or_insert_with(Instant::now);
-            } else {
-                partial_since = None;
-            }
-            let frame_deadline = partial_since.map(|t| t + frame_timeout);
             tokio::select! {
+                _ = stall_check.tick() => {
+                    if self.client.codec().frame_started().is_some_and(|t| t.elapsed() >= frame_timeout) {
+                        warn!(peer = %self.peer, "closing client connection: a frame took longer than limits.frame_timeout");
+                        break Outcome::ClientLost;
+                    }
+                }
                 frame = self.client.next() => match frame {
                     Some(Ok(bytes)) => {
                         if let Err(outcome) = self.on_client_message(bytes, &mut upstream, &mut state).await {
@@ -559,10 +567,6 @@ impl Session {
                     }
                     None => break if state.client_disconnect.is_some() { Outcome::Disconnected } else { Outcome::UpstreamLost },
                 },
-                _ = sleep_until(frame_deadline.unwrap_or_else(Instant::now)), if frame_deadline.is_some() => {
-                    warn!(peer = %self.peer, "closing client connection: a frame took longer than limits.frame_timeout");
-                    break Outcome::ClientLost;
-                }
                 _ = shutdown.cancelled() => break Outcome::Shutdown,
             }
         };
@@ -603,6 +607,7 @@ impl Session {
     /// request and sends `terminated` after releasing the app, or closes the connection.
     /// Only then may the next client attach.
     async fn disconnect_upstream(&mut self, upstream: &mut Conn) {
+        let _finalizing = self.shared.finalizing.clone().read_owned().await;
         let seq = self.max_client_seq + 1;
         let request = message::request(
             seq,
@@ -646,6 +651,7 @@ impl Session {
         self.shared.count_message("to_upstream", &msg);
         if msg.is_request("disconnect") {
             state.client_disconnect = Some(msg.seq);
+            state.finalizing = Some(self.shared.finalizing.clone().read_owned().await);
         }
         if let Err(e) = rewrite::to_upstream(&mut msg, &mut self.mapper) {
             warn!(peer = %self.peer, reason = %e, "could not map paths in a client message");
@@ -721,6 +727,9 @@ struct Relay {
     client_disconnect: Option<i64>,
     /// Whether the client has seen a `terminated` event.
     terminated_sent: bool,
+    /// Held from the client's `disconnect` until the session ends (see
+    /// [`Shared::finalizing`]).
+    finalizing: Option<tokio::sync::OwnedRwLockReadGuard<()>>,
 }
 
 impl Relay {

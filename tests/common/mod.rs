@@ -189,8 +189,21 @@ impl App {
 
     /// Starts the app under debugpy listening on `self.port`.
     pub fn launch(&mut self) {
+        self.launch_in(None);
+    }
+
+    /// Starts the app under debugpy, inside network namespace `netns` if given.
+    pub fn launch_in(&mut self, netns: Option<&str>) {
         let _ = self.child.wait();
-        let mut child = Command::new(python())
+        let mut cmd = match netns {
+            Some(ns) => {
+                let mut c = Command::new("ip");
+                c.args(["netns", "exec", ns]).arg(python());
+                c
+            }
+            None => Command::new(python()),
+        };
+        let mut child = cmd
             .args(["-Xfrozen_modules=off", "-m", "debugpy", "--log-to"])
             .arg(self.dir.path().join("debugpy-logs"))
             .arg("--listen")
@@ -290,7 +303,12 @@ impl Sidecar {
             .suffix(".yaml")
             .tempfile()
             .expect("config");
-        let yaml = format!("port: 0\nhost: 127.0.0.1\nhttp:\n  port: 0\n{yaml}");
+        let host = if yaml.starts_with("host:") {
+            ""
+        } else {
+            "host: 127.0.0.1\n"
+        };
+        let yaml = format!("port: 0\n{host}http:\n  port: 0\n{yaml}");
         config.write_all(yaml.as_bytes()).expect("write config");
         let mut cmd = Command::new(sidecar_bin());
         cmd.arg("--config")
@@ -349,4 +367,84 @@ pub fn mapping_yaml(local_root: &str, remote_root: &Path) -> String {
 /// Config lines pointing the sidecar at `app`'s debugpy.
 pub fn upstream_yaml(port: u16) -> String {
     format!("upstream: 127.0.0.1:{port}\nupstream_timeout: 20s\n")
+}
+
+/// A network namespace with a veth link to the test's namespace: a second "host" whose
+/// address is not loopback, for testing what remote clients see. Removed on drop.
+pub struct NetNs {
+    /// The namespace's name (for `ip netns exec`).
+    pub name: String,
+    /// The address of the test's side of the link (what the namespace sees us as).
+    pub outside: std::net::Ipv4Addr,
+    /// The address inside the namespace.
+    pub inside: std::net::Ipv4Addr,
+    host_if: String,
+}
+
+impl NetNs {
+    /// Creates the namespace; needs root (CI and the dev machines run as root).
+    pub fn create(tag: u8) -> NetNs {
+        let id = std::process::id() % 10_000;
+        let name = format!("dapsc-{id}-{tag}");
+        let host_if = format!("vh{id}x{tag}");
+        let ns_if = format!("vn{id}x{tag}");
+        let net = 100 + (id % 100) as u8;
+        let outside = std::net::Ipv4Addr::new(10, 213, net, tag * 4 + 1);
+        let inside = std::net::Ipv4Addr::new(10, 213, net, tag * 4 + 2);
+        let ip = |args: &[&str]| run(Command::new("ip").args(args));
+        // Leftovers of a killed earlier run with the same pid would make `add` fail.
+        let quiet = |args: &[&str]| {
+            let _ = Command::new("ip").args(args).stderr(Stdio::null()).status();
+        };
+        quiet(&["netns", "del", &name]);
+        quiet(&["link", "del", &host_if]);
+        ip(&["netns", "add", &name]);
+        ip(&[
+            "link", "add", &host_if, "type", "veth", "peer", "name", &ns_if,
+        ]);
+        ip(&["link", "set", &ns_if, "netns", &name]);
+        ip(&["addr", "add", &format!("{outside}/30"), "dev", &host_if]);
+        ip(&["link", "set", &host_if, "up"]);
+        ip(&[
+            "netns",
+            "exec",
+            &name,
+            "ip",
+            "addr",
+            "add",
+            &format!("{inside}/30"),
+            "dev",
+            &ns_if,
+        ]);
+        ip(&["netns", "exec", &name, "ip", "link", "set", &ns_if, "up"]);
+        ip(&["netns", "exec", &name, "ip", "link", "set", "lo", "up"]);
+        NetNs {
+            name,
+            outside,
+            inside,
+            host_if,
+        }
+    }
+
+    /// Wraps a command so it runs inside the namespace.
+    pub fn wrap(&self, cmd: Command) -> Command {
+        let mut wrapped = Command::new("ip");
+        wrapped
+            .args(["netns", "exec", &self.name])
+            .arg(cmd.get_program())
+            .args(cmd.get_args());
+        wrapped.stdout(Stdio::null()).stderr(Stdio::piped());
+        wrapped
+    }
+}
+
+impl Drop for NetNs {
+    fn drop(&mut self) {
+        let _ = Command::new("ip")
+            .args(["link", "del", &self.host_if])
+            .status();
+        let _ = Command::new("ip")
+            .args(["netns", "del", &self.name])
+            .status();
+    }
 }
