@@ -296,3 +296,85 @@ fn requests_before_attach_are_answered_by_the_sidecar() {
     assert!(launch["message"].as_str().unwrap().contains("attach"));
     assert_eq!(app.client_connections(), 0);
 }
+
+/// A config mapping without local_root uses the client's workspaceFolder, and an identity
+/// pathMappings entry from the IDE does not switch mapping off.
+#[test]
+fn workspace_folder_is_the_default_local_root() {
+    let app = App::start();
+    let sidecar = Sidecar::start(&format!(
+        "{}path_mappings:\n  - remote_root: '{}'\n",
+        upstream_yaml(app.port),
+        app.remote_root.display()
+    ));
+    let mut client = DapClient::connect(sidecar.addr);
+    let local = app.local_root.display().to_string();
+    let extra = json!({
+        "workspaceFolder": local,
+        "pathMappings": [{"localRoot": local, "remoteRoot": local}]
+    });
+    let bps = client.attach_with_breakpoint(extra, &app.local_main(), break_line());
+    assert_eq!(bps["body"]["breakpoints"][0]["verified"], true, "{bps}");
+    let (_, frame) = client.stopped_frame();
+    assert_eq!(frame["source"]["path"], app.local_main());
+    client.request("disconnect", json!({"terminateDebuggee": false}));
+    assert!(
+        !app.adapter_log().contains(&local),
+        "debugpy saw the local workspaceFolder"
+    );
+}
+
+/// Subprocess debugging: debugpy's `startDebugging` reverse request reaches the client
+/// with the client's token and mappings handed back, and the IDE's second connection
+/// for the child authenticates and maps through the sidecar like the first.
+#[test]
+fn subprocesses_are_debugged_through_the_sidecar() {
+    let mut app = App::prepare();
+    app.launch_script(None, "spawn.py", "parent started");
+    let sidecar = sidecar_for(
+        &app,
+        &app.local_root.display().to_string(),
+        &format!("auth:\n  token: {TOKEN}\n"),
+    );
+    let mut parent = DapClient::connect(sidecar.addr);
+    let args = json!({"token": TOKEN, "subProcess": true});
+    parent.initialize();
+    let attach = parent.attach(args);
+    parent.event("initialized", SOON).expect("initialized");
+    parent.request("configurationDone", json!({}));
+    assert_eq!(parent.response(attach, SOON)["success"], true);
+
+    let request = parent
+        .wait_for(SOON, |v| {
+            v["type"] == "request" && v["command"] == "startDebugging"
+        })
+        .unwrap_or_else(|| panic!("no startDebugging: {:#?}", parent.history));
+    let config = request["arguments"]["configuration"].clone();
+    assert_eq!(config["token"], TOKEN, "token not handed back: {config}");
+    assert!(config["subProcessId"].is_i64(), "{config}");
+    parent.respond(&request, json!({}));
+
+    let mut child = DapClient::connect(sidecar.addr);
+    child.initialize();
+    let mut child_args = config.clone();
+    child_args["request"] = "attach".into();
+    let attach = child.send("attach", child_args);
+    child
+        .event("initialized", SOON)
+        .unwrap_or_else(|| panic!("child: {:#?}", child.history));
+    let bps = child.request(
+        "setBreakpoints",
+        json!({"source": {"path": app.local_main()}, "breakpoints": [{"line": break_line()}]}),
+    );
+    assert_eq!(bps["body"]["breakpoints"][0]["verified"], true, "{bps}");
+    child.request("configurationDone", json!({}));
+    assert_eq!(child.response(attach, SOON)["success"], true);
+    let (_, frame) = child.stopped_frame();
+    assert_eq!(frame["source"]["path"], app.local_main());
+    child.request("disconnect", json!({"terminateDebuggee": false}));
+    parent.request("disconnect", json!({"terminateDebuggee": false}));
+    assert!(
+        !app.adapter_log().contains(TOKEN),
+        "the token reached debugpy"
+    );
+}

@@ -124,10 +124,21 @@ struct Attach {
     initialize: Option<Message>,
     /// The `attach` with `token` and `pathMappings` removed.
     attach: Message,
-    /// The token as the client sent it, to hand back in subprocess configurations.
+    /// What to hand back in subprocess configurations.
+    handed_back: HandBack,
+}
+
+/// The client's own attach values that the sidecar removed or rewrote. debugpy builds a
+/// subprocess's attach configuration from the attach it received; putting these back
+/// lets the IDE's new connection authenticate and map like this one.
+#[derive(Default)]
+struct HandBack {
+    /// `token`.
     token: Option<Value>,
-    /// The client's own `pathMappings`, likewise.
+    /// `pathMappings`.
     path_mappings: Option<Value>,
+    /// `workspaceFolder`, as the client spelled it.
+    workspace_folder: Option<Value>,
 }
 
 /// One client connection.
@@ -282,12 +293,16 @@ impl Session {
                     let path_mappings =
                         take_argument(&mut msg, "pathMappings").map_err(|_| Outcome::Abandoned)?;
                     self.mapper = self.build_mapper(&msg, path_mappings.as_ref());
+                    let workspace_folder = self.map_workspace_folder(&mut msg);
                     info!(peer = %self.peer, "client authenticated");
                     return Ok(Attach {
                         initialize,
                         attach: msg,
-                        token,
-                        path_mappings,
+                        handed_back: HandBack {
+                            token,
+                            path_mappings,
+                            workspace_folder,
+                        },
                     });
                 }
                 "disconnect" | "terminate" => {
@@ -359,6 +374,26 @@ impl Session {
             pairs.iter().map(|(l, r)| (l.as_str(), r.as_str())),
             client_windows,
         )
+    }
+
+    /// Replaces the client's `workspaceFolder` (a local path) with its container path, so
+    /// debugpy sees no local paths; returns the original to hand back.
+    fn map_workspace_folder(&mut self, attach: &mut Message) -> Option<Value> {
+        let mut original = None;
+        let mapper = &mut self.mapper;
+        let _ = attach.rewrite(|map| {
+            let Some(Value::String(folder)) =
+                arguments(map).and_then(|a| a.get_mut("workspaceFolder"))
+            else {
+                return false;
+            };
+            let Some(remote) = mapper.to_remote(folder) else {
+                return false;
+            };
+            original = Some(Value::String(std::mem::replace(folder, remote)));
+            true
+        });
+        original
     }
 
     /// Phase 2: connect to the upstream, retrying until `upstream_timeout`.
@@ -443,8 +478,7 @@ impl Session {
         shutdown: &CancellationToken,
     ) -> Result<Relay, Outcome> {
         let relay = Relay {
-            token: attach.token,
-            path_mappings: attach.path_mappings,
+            handed_back: attach.handed_back,
             client_disconnect: None,
             terminated_sent: false,
             finalizing: None,
@@ -719,10 +753,8 @@ impl Session {
 
 /// What the relay phase keeps track of.
 struct Relay {
-    /// The token the client attached with, handed back for subprocess attaches.
-    token: Option<Value>,
-    /// The client's `pathMappings`, likewise.
-    path_mappings: Option<Value>,
+    /// Values handed back in subprocess configurations.
+    handed_back: HandBack,
     /// `seq` of the client's own `disconnect`, once sent.
     client_disconnect: Option<i64>,
     /// Whether the client has seen a `terminated` event.
@@ -733,11 +765,16 @@ struct Relay {
 }
 
 impl Relay {
-    /// debugpy builds a subprocess's attach configuration from the attach it received,
-    /// which the sidecar had stripped of `token` and `pathMappings`. Put the client's own
-    /// values back, so the IDE's new connection authenticates and maps like this one.
+    /// Puts the client's own values back into a subprocess configuration
+    /// (`startDebugging` arguments or a `debugpyAttach` event body).
     fn hand_back(&self, msg: &mut Message, reverse_request: bool) {
-        if self.token.is_none() && self.path_mappings.is_none() {
+        let back = &self.handed_back;
+        let values = [
+            ("token", &back.token),
+            ("pathMappings", &back.path_mappings),
+            ("workspaceFolder", &back.workspace_folder),
+        ];
+        if values.iter().all(|(_, v)| v.is_none()) {
             return;
         }
         let _ = msg.rewrite(|map| {
@@ -751,11 +788,10 @@ impl Relay {
             let Some(config) = config else {
                 return false;
             };
-            if let Some(token) = &self.token {
-                config.insert("token".into(), token.clone());
-            }
-            if let Some(mappings) = &self.path_mappings {
-                config.insert("pathMappings".into(), mappings.clone());
+            for (key, value) in values {
+                if let Some(value) = value {
+                    config.insert(key.into(), value.clone());
+                }
             }
             true
         });

@@ -127,6 +127,19 @@ impl DapClient {
         None
     }
 
+    /// Answers a reverse request from the adapter.
+    pub fn respond(&mut self, request: &Value, body: Value) {
+        self.seq += 1;
+        let msg = json!({
+            "seq": self.seq, "type": "response", "request_seq": request["seq"],
+            "command": request["command"], "success": true, "body": body
+        });
+        let body = serde_json::to_vec(&msg).expect("json");
+        let mut frame = format!("Content-Length: {}\r\n\r\n", body.len()).into_bytes();
+        frame.extend_from_slice(&body);
+        self.send_raw(&frame).expect("send response");
+    }
+
     /// Waits for the response to request `seq`.
     pub fn response(&mut self, seq: i64, timeout: Duration) -> Value {
         self.wait_for(timeout, |v| {

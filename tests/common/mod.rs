@@ -169,11 +169,13 @@ impl App {
         let local_root = dir.path().join("checkout");
         for root in [&remote_root, &local_root] {
             fs::create_dir_all(root).expect("mkdir");
-            fs::copy(
-                repo().join("tests/fixtures/app/main.py"),
-                root.join("main.py"),
-            )
-            .expect("copy");
+            for file in ["main.py", "spawn.py"] {
+                fs::copy(
+                    repo().join("tests/fixtures/app").join(file),
+                    root.join(file),
+                )
+                .expect("copy");
+            }
         }
         // A placeholder child so the struct is complete; replaced by `launch`.
         let child = Command::new("true").spawn().expect("spawn true");
@@ -194,6 +196,11 @@ impl App {
 
     /// Starts the app under debugpy, inside network namespace `netns` if given.
     pub fn launch_in(&mut self, netns: Option<&str>) {
+        self.launch_script(netns, "main.py", "app started");
+    }
+
+    /// Starts `script` from the remote root under debugpy and waits for `ready` on stdout.
+    pub fn launch_script(&mut self, netns: Option<&str>, script: &str, ready: &str) {
         let _ = self.child.wait();
         let mut cmd = match netns {
             Some(ns) => {
@@ -208,7 +215,7 @@ impl App {
             .arg(self.dir.path().join("debugpy-logs"))
             .arg("--listen")
             .arg(format!("127.0.0.1:{}", self.port))
-            .arg(self.remote_root.join("main.py"))
+            .arg(self.remote_root.join(script))
             .current_dir(&self.remote_root)
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
@@ -220,7 +227,7 @@ impl App {
             .collect(child.stderr.take().expect("stderr"), "app-err");
         self.child = child;
         assert!(
-            self.stdout.wait("app started", SOON).is_some(),
+            self.stdout.wait(ready, SOON).is_some(),
             "app did not start:\n{}",
             self.stdout.all()
         );
