@@ -209,6 +209,16 @@ impl Default for Config {
     }
 }
 
+impl Config {
+    /// The port of `upstream` (validated to exist when the config was loaded).
+    pub fn upstream_port(&self) -> u16 {
+        self.upstream
+            .rsplit_once(':')
+            .and_then(|(_, port)| port.parse().ok())
+            .unwrap_or(0)
+    }
+}
+
 /// The remote root used when neither the config nor the client gives mappings.
 pub const DEFAULT_REMOTE_ROOT: &str = "/usr/src/app";
 

@@ -11,6 +11,9 @@
 //! - [`paths`]: component-wise, longest-root-first path mapping, Windows and POSIX.
 //! - [`proxy`]: the listener, the per-connection session, authentication, and the
 //!   path rewriting of messages.
+//! - [`target`]: finding the app and debugpy's adapter in `/proc`, reading their memory,
+//!   and the sampling monitor with history, growth fit and the attach limit.
+//! - [`http`]: the axum server for `/healthz`, `/readyz`, `/metrics`, `/status` and `/`.
 //! - [`metrics`]: the Prometheus metrics.
 //! - [`launch_json`]: the VS Code attach configuration for a given config.
 //! - [`server`]: wires it all together and handles shutdown signals.
@@ -19,8 +22,10 @@
 
 pub mod config;
 pub mod dap;
+pub mod http;
 pub mod launch_json;
 pub mod metrics;
 pub mod paths;
 pub mod proxy;
 pub mod server;
+pub mod target;

@@ -3,9 +3,13 @@
 //! Counters on the hot path (`messages_total`) are resolved to their label values once,
 //! so relaying a message costs an atomic add.
 
-use prometheus::{IntCounter, IntCounterVec, IntGauge, Opts, Registry};
+use prometheus::{
+    Encoder, Gauge, GaugeVec, IntCounter, IntCounterVec, IntGauge, IntGaugeVec, Opts, Registry,
+    TextEncoder,
+};
 
 use crate::dap::message::{Kind, Message};
+use crate::target::memory::Memory;
 
 /// Every metric the sidecar exports.
 pub struct Metrics {
@@ -21,6 +25,26 @@ pub struct Metrics {
     pub debuggee_stopped: IntGauge,
     /// `messages_total{direction,kind}`, resolved: `[direction][kind]`.
     messages: [[IntCounter; 4]; 2],
+    /// `target_up`: 1 when the app process is found.
+    pub target_up: IntGauge,
+    /// `upstream_up`: 1 when the upstream port is listening.
+    pub upstream_up: IntGauge,
+    /// `target_resident_memory_bytes{role}`.
+    pub resident: IntGaugeVec,
+    /// `target_resident_memory_max_bytes{role}`: the high-water mark (VmHWM).
+    pub resident_max: IntGaugeVec,
+    /// `target_swap_bytes{role}`.
+    pub swap: IntGaugeVec,
+    /// `target_proportional_memory_bytes{role}`, only with `memory.pss`.
+    pub pss: IntGaugeVec,
+    /// `target_memory_growth_bytes_per_second{role}`.
+    pub growth_rate: GaugeVec,
+    /// `target_memory_growth_since_attach_bytes`.
+    pub growth_since_attach: Gauge,
+    /// `memory_limit_exceeded_total`: times the growth limit was crossed.
+    pub memory_limit_exceeded_total: IntCounter,
+    /// The sidecar's own `process_*` metrics (unprefixed, as Prometheus expects).
+    process: Registry,
 }
 
 const DIRECTIONS: [&str; 2] = ["to_upstream", "to_client"];
@@ -53,6 +77,50 @@ impl Metrics {
         registry.register(Box::new(auth_failures_total.clone()))?;
         registry.register(Box::new(debuggee_stopped.clone()))?;
         registry.register(Box::new(messages_total.clone()))?;
+        let target_up = IntGauge::new("target_up", "1 when the app process is found")?;
+        let upstream_up = IntGauge::new("upstream_up", "1 when the upstream port is listening")?;
+        let by_role = |name: &str, help: &str| IntGaugeVec::new(Opts::new(name, help), &["role"]);
+        let resident = by_role(
+            "target_resident_memory_bytes",
+            "Resident set size (VmRSS) of the app (debuggee) and of debugpy's adapter",
+        )?;
+        let resident_max = by_role(
+            "target_resident_memory_max_bytes",
+            "Peak resident set size (VmHWM) of the app and of debugpy's adapter",
+        )?;
+        let swap = by_role("target_swap_bytes", "Swapped-out memory (VmSwap)")?;
+        let pss = by_role(
+            "target_proportional_memory_bytes",
+            "Proportional set size from smaps_rollup (only with memory.pss)",
+        )?;
+        let growth_rate = GaugeVec::new(
+            Opts::new(
+                "target_memory_growth_bytes_per_second",
+                "Least-squares slope of RSS over memory.window",
+            ),
+            &["role"],
+        )?;
+        let growth_since_attach = Gauge::new(
+            "target_memory_growth_since_attach_bytes",
+            "Debuggee RSS now minus at the current session's attach (0 without a session)",
+        )?;
+        let memory_limit_exceeded_total = IntCounter::new(
+            "memory_limit_exceeded_total",
+            "Times the debuggee grew past memory.max_growth_while_attached",
+        )?;
+        for c in [&target_up, &upstream_up] {
+            registry.register(Box::new(c.clone()))?;
+        }
+        for c in [&resident, &resident_max, &swap, &pss] {
+            registry.register(Box::new(c.clone()))?;
+        }
+        registry.register(Box::new(growth_rate.clone()))?;
+        registry.register(Box::new(growth_since_attach.clone()))?;
+        registry.register(Box::new(memory_limit_exceeded_total.clone()))?;
+        let process = Registry::new();
+        process.register(Box::new(
+            prometheus::process_collector::ProcessCollector::for_self(),
+        ))?;
         let resolve = |d: &str| KINDS.map(|k| messages_total.with_label_values(&[d, k]));
         Ok(Metrics {
             registry,
@@ -61,7 +129,77 @@ impl Metrics {
             auth_failures_total,
             debuggee_stopped,
             messages: DIRECTIONS.map(resolve),
+            target_up,
+            upstream_up,
+            resident,
+            resident_max,
+            swap,
+            pss,
+            growth_rate,
+            growth_since_attach,
+            memory_limit_exceeded_total,
+            process,
         })
+    }
+
+    /// Publishes a monitor sample. Series of a process that is not found are removed,
+    /// so dashboards show a gap rather than a stale value.
+    pub fn set_target(
+        &self,
+        upstream_listening: bool,
+        debuggee: Option<Memory>,
+        adapter: Option<Memory>,
+        debuggee_rate: Option<f64>,
+        adapter_rate: Option<f64>,
+        growth_since_attach: Option<i64>,
+    ) {
+        self.upstream_up.set(i64::from(upstream_listening));
+        self.target_up.set(i64::from(debuggee.is_some()));
+        for (role, memory, rate) in [
+            ("debuggee", debuggee, debuggee_rate),
+            ("adapter", adapter, adapter_rate),
+        ] {
+            let gauges = [&self.resident, &self.resident_max, &self.swap, &self.pss];
+            match memory {
+                Some(m) => {
+                    let values = [Some(m.rss), Some(m.hwm), Some(m.swap), m.pss];
+                    for (gauge, value) in gauges.iter().zip(values) {
+                        match value {
+                            Some(v) => gauge
+                                .with_label_values(&[role])
+                                .set(i64::try_from(v).unwrap_or(i64::MAX)),
+                            None => {
+                                let _ = gauge.remove_label_values(&[role]);
+                            }
+                        }
+                    }
+                }
+                None => {
+                    for gauge in gauges {
+                        let _ = gauge.remove_label_values(&[role]);
+                    }
+                }
+            }
+            match rate {
+                Some(r) => self.growth_rate.with_label_values(&[role]).set(r),
+                None => {
+                    let _ = self.growth_rate.remove_label_values(&[role]);
+                }
+            }
+        }
+        self.growth_since_attach
+            .set(growth_since_attach.unwrap_or(0) as f64);
+    }
+
+    /// The Prometheus text exposition of every metric.
+    pub fn render(&self) -> String {
+        let mut families = self.registry.gather();
+        families.extend(self.process.gather());
+        let mut out = Vec::new();
+        if let Err(e) = TextEncoder::new().encode(&families, &mut out) {
+            tracing::warn!(error = %e, "cannot encode metrics");
+        }
+        String::from_utf8(out).unwrap_or_default()
     }
 
     /// Counts a relayed message; `to_client` selects the direction.

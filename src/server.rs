@@ -16,8 +16,8 @@ use crate::proxy::listener::Listener;
 /// Why the sidecar could not start.
 #[derive(Debug, thiserror::Error)]
 pub enum StartError {
-    /// The DAP port could not be bound.
-    #[error("cannot listen for DAP on {addr}: {source}")]
+    /// A port could not be bound.
+    #[error("cannot listen on {addr}: {source}")]
     Bind {
         /// host:port from the config.
         addr: String,
@@ -61,7 +61,37 @@ pub async fn run(config: Config) -> Result<(), StartError> {
         source,
     })?;
     info!(addr = %addr, upstream = %shared.config.upstream, "DAP listener bound");
-    listener.run(shutdown).await;
+    shared.set_dap_bound(true);
+
+    let http_addr = format!("{}:{}", shared.config.http.host, shared.config.http.port);
+    let (bound, http) = crate::http::bind(shared.clone(), shutdown.clone())
+        .await
+        .map_err(|source| StartError::Bind {
+            addr: http_addr,
+            source,
+        })?;
+    info!(addr = %bound, "HTTP listener bound");
+    let http = tokio::spawn(http);
+    let monitor = {
+        let shared = shared.clone();
+        let token = shutdown.clone();
+        tokio::spawn(async move {
+            shared
+                .monitor
+                .run(&shared.config, &shared.metrics, token)
+                .await
+        })
+    };
+
+    listener.run(shutdown.clone()).await;
+    shared.set_dap_bound(false);
+    shutdown.cancel();
+    let _ = monitor.await;
+    match http.await {
+        Ok(Err(e)) => tracing::warn!(error = %e, "HTTP server failed"),
+        Err(e) => tracing::warn!(error = %e, "HTTP server task failed"),
+        Ok(Ok(())) => {}
+    }
     signals.abort();
     info!("stopped");
     Ok(())

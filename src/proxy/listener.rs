@@ -54,6 +54,7 @@ impl Listener {
     pub async fn run(self, shutdown: CancellationToken) {
         let next_id = AtomicU64::new(1);
         let mut sessions = JoinSet::new();
+        self.shared.listener_running.store(true, Ordering::Relaxed);
         loop {
             let permit = tokio::select! {
                 permit = self.limit.clone().acquire_owned() => match permit {

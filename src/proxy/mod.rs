@@ -17,8 +17,11 @@ use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 use std::time::SystemTime;
 
+use std::sync::atomic::{AtomicBool, Ordering};
+
 use crate::config::Config;
 use crate::metrics::Metrics;
+use crate::target::monitor::Monitor;
 use auth::Auth;
 
 /// What the registry knows about one open connection.
@@ -42,6 +45,13 @@ pub struct Shared {
     pub auth: Auth,
     /// Metrics.
     pub metrics: Metrics,
+    /// The app's memory, sampled.
+    pub monitor: Monitor,
+    /// Readiness, part 1: the DAP listener is bound (part 2, the upstream listening, is
+    /// read from /proc when asked).
+    pub dap_bound: AtomicBool,
+    /// Liveness: the DAP accept loop is running.
+    pub listener_running: AtomicBool,
     /// Open connections by id. A std mutex: held only for map updates, never across await.
     sessions: Mutex<HashMap<u64, SessionInfo>>,
     /// Held (read) by sessions whose debugpy session is being finalized; a new upstream
@@ -57,6 +67,9 @@ impl Shared {
             auth: Auth::new(&config.auth),
             config,
             metrics: Metrics::new()?,
+            monitor: Monitor::default(),
+            dap_bound: AtomicBool::new(false),
+            listener_running: AtomicBool::new(false),
             sessions: Mutex::new(HashMap::new()),
             finalizing: Arc::new(tokio::sync::RwLock::new(())),
         })
@@ -88,13 +101,19 @@ impl Shared {
         let newly = self.with_sessions(|s| match s.get_mut(&id) {
             Some(info) if info.authenticated.is_none() => {
                 info.authenticated = Some(SystemTime::now());
-                true
+                Some(info.peer)
             }
-            _ => false,
+            _ => None,
         });
-        if newly {
+        if let Some(peer) = newly {
             self.metrics.sessions_active.inc();
+            self.monitor.on_attach(&peer.to_string());
         }
+    }
+
+    /// Records that the DAP listener is bound (readiness) or gone.
+    pub fn set_dap_bound(&self, bound: bool) {
+        self.dap_bound.store(bound, Ordering::Relaxed);
     }
 
     /// Records whether the session has the debuggee stopped.
@@ -117,6 +136,7 @@ impl Shared {
         if let (Some(info), any_stopped) = removed {
             if info.authenticated.is_some() {
                 self.metrics.sessions_active.dec();
+                self.monitor.on_detach(&info.peer.to_string());
             }
             self.metrics.debuggee_stopped.set(i64::from(any_stopped));
         }
@@ -147,10 +167,5 @@ impl Shared {
             .auth_failures_total
             .with_label_values(&[reason])
             .inc();
-    }
-
-    /// Counts a relayed message.
-    pub fn count_message(&self, direction: &str, msg: &crate::dap::message::Message) {
-        self.metrics.count_message(direction == "to_client", msg);
     }
 }

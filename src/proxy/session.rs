@@ -25,7 +25,7 @@ use tokio_util::codec::Framed;
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, info, warn};
 
-use crate::config::DEFAULT_REMOTE_ROOT;
+use crate::config::{DEFAULT_REMOTE_ROOT, OnLimit};
 use crate::dap::codec::{CodecError, DapCodec};
 use crate::dap::message::{self, Kind, Message};
 use crate::paths::PathMapper;
@@ -49,6 +49,8 @@ pub enum Outcome {
     UpstreamUnavailable,
     /// The client left, timed out or broke the protocol before attaching.
     Abandoned,
+    /// The app grew past `memory.max_growth_while_attached` with `on_limit: detach`.
+    MemoryLimit,
 }
 
 impl Outcome {
@@ -62,6 +64,7 @@ impl Outcome {
             Outcome::Refused => "refused",
             Outcome::UpstreamUnavailable => "upstream_unavailable",
             Outcome::Abandoned => "abandoned",
+            Outcome::MemoryLimit => "memory_limit",
         }
     }
 }
@@ -569,8 +572,25 @@ impl Session {
         // Checks for a stalled frame a few times per frame_timeout.
         let mut stall_check = tokio::time::interval(frame_timeout / 4);
         stall_check.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let mut limits = self.shared.monitor.subscribe();
         let outcome = loop {
             tokio::select! {
+                event = limits.recv() => {
+                    if let Ok(event) = event {
+                        let text = format!(
+                            "dap-sidecar: the app's memory grew by {} MiB since this debugging session attached (limit memory.max_growth_while_attached = {} MiB).",
+                            event.growth >> 20,
+                            event.limit >> 20
+                        );
+                        match event.action {
+                            OnLimit::Warn => self.say(&text).await,
+                            OnLimit::Detach => {
+                                self.say(&format!("{text} Detaching; the app keeps running.")).await;
+                                break Outcome::MemoryLimit;
+                            }
+                        }
+                    }
+                }
                 _ = stall_check.tick() => {
                     if self.client.codec().frame_started().is_some_and(|t| t.elapsed() >= frame_timeout) {
                         warn!(peer = %self.peer, "closing client connection: a frame took longer than limits.frame_timeout");
@@ -606,8 +626,13 @@ impl Session {
         };
         self.shared.set_stopped(self.id, false);
         match outcome {
-            Outcome::ClientLost | Outcome::Shutdown if state.client_disconnect.is_none() => {
+            Outcome::ClientLost | Outcome::Shutdown | Outcome::MemoryLimit
+                if state.client_disconnect.is_none() =>
+            {
                 self.disconnect_upstream(&mut upstream).await;
+                if outcome == Outcome::MemoryLimit {
+                    self.send_terminated(&mut state).await;
+                }
                 if outcome == Outcome::Shutdown {
                     self.say("dap-sidecar is shutting down; the app keeps running.")
                         .await;
@@ -682,7 +707,7 @@ impl Session {
             Outcome::ClientLost
         })?;
         self.max_client_seq = self.max_client_seq.max(msg.seq);
-        self.shared.count_message("to_upstream", &msg);
+        self.shared.metrics.count_message(false, &msg);
         if msg.is_request("disconnect") {
             state.client_disconnect = Some(msg.seq);
             state.finalizing = Some(self.shared.finalizing.clone().read_owned().await);
@@ -705,7 +730,7 @@ impl Session {
             warn!(peer = %self.peer, reason = %e, "upstream sent an invalid message");
             Outcome::UpstreamLost
         })?;
-        self.shared.count_message("to_client", &msg);
+        self.shared.metrics.count_message(true, &msg);
         match (&msg.kind, msg.name.as_str()) {
             (Kind::Event, "terminated") => state.terminated_sent = true,
             (Kind::Event, "stopped") => self.shared.set_stopped(self.id, true),
