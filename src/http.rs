@@ -147,7 +147,7 @@ fn status_json(shared: &Shared, snapshot: &Snapshot, upstream_listening: bool) -
     json!({
         "version": env!("CARGO_PKG_VERSION"),
         "config": {
-            "dap": format!("{}:{}", c.host, c.port),
+            "dap": shared.dap_address(),
             "http": format!("{}:{}", c.http.host, c.http.port),
             "upstream": c.upstream,
             "upstream_timeout_seconds": c.upstream_timeout.as_secs_f64(),
@@ -260,7 +260,7 @@ table{{border-collapse:collapse;margin:.5em 0 1.5em}}td,th{{padding:.25em .8em;b
     };
     let _ = write!(
         html,
-        "<h2>State</h2><table><tr><th>DAP</th><td colspan=\"4\">{}:{} {}</td></tr>\
+        "<h2>State</h2><table><tr><th>DAP</th><td colspan=\"4\">{} {}</td></tr>\
          <tr><th>upstream</th><td colspan=\"4\">{} {}</td></tr>\
          <tr><th>auth</th><td colspan=\"4\">{}</td></tr>{}{}\
          <tr><th>since attach</th><td colspan=\"4\">{}{}</td></tr></table>",

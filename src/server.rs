@@ -61,7 +61,7 @@ pub async fn run(config: Config) -> Result<(), StartError> {
         source,
     })?;
     info!(addr = %addr, upstream = %shared.config.upstream, "DAP listener bound");
-    shared.set_dap_bound(true);
+    shared.set_dap_bound(Some(addr));
 
     let http_addr = format!("{}:{}", shared.config.http.host, shared.config.http.port);
     let (bound, http) = crate::http::bind(shared.clone(), shutdown.clone())
@@ -84,7 +84,7 @@ pub async fn run(config: Config) -> Result<(), StartError> {
     };
 
     listener.run(shutdown.clone()).await;
-    shared.set_dap_bound(false);
+    shared.set_dap_bound(None);
     shutdown.cancel();
     let _ = monitor.await;
     match http.await {

@@ -50,6 +50,8 @@ pub struct Shared {
     /// Readiness, part 1: the DAP listener is bound (part 2, the upstream listening, is
     /// read from /proc when asked).
     pub dap_bound: AtomicBool,
+    /// The address the DAP listener bound (the config may say port 0).
+    pub dap_addr: std::sync::OnceLock<SocketAddr>,
     /// Liveness: the DAP accept loop is running.
     pub listener_running: AtomicBool,
     /// Open connections by id. A std mutex: held only for map updates, never across await.
@@ -69,6 +71,7 @@ impl Shared {
             metrics: Metrics::new()?,
             monitor: Monitor::default(),
             dap_bound: AtomicBool::new(false),
+            dap_addr: std::sync::OnceLock::new(),
             listener_running: AtomicBool::new(false),
             sessions: Mutex::new(HashMap::new()),
             finalizing: Arc::new(tokio::sync::RwLock::new(())),
@@ -111,9 +114,20 @@ impl Shared {
         }
     }
 
-    /// Records that the DAP listener is bound (readiness) or gone.
-    pub fn set_dap_bound(&self, bound: bool) {
-        self.dap_bound.store(bound, Ordering::Relaxed);
+    /// Records that the DAP listener is bound at `addr` (readiness) or gone (`None`).
+    pub fn set_dap_bound(&self, addr: Option<SocketAddr>) {
+        if let Some(addr) = addr {
+            let _ = self.dap_addr.set(addr);
+        }
+        self.dap_bound.store(addr.is_some(), Ordering::Relaxed);
+    }
+
+    /// The DAP address: as bound, or as configured before binding.
+    pub fn dap_address(&self) -> String {
+        match self.dap_addr.get() {
+            Some(addr) => addr.to_string(),
+            None => format!("{}:{}", self.config.host, self.config.port),
+        }
     }
 
     /// Records whether the session has the debuggee stopped.

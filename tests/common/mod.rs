@@ -86,7 +86,8 @@ pub struct Lines {
 }
 
 impl Lines {
-    fn collect(&self, reader: impl Read + Send + 'static, echo: &'static str) {
+    /// Collects the lines of `reader` (echoed with `echo` as prefix if DAP_SIDECAR_TEST_ECHO is set).
+    pub fn collect(&self, reader: impl Read + Send + 'static, echo: &'static str) {
         let lines = self.clone();
         thread::spawn(move || {
             for line in BufReader::new(reader).lines() {
@@ -169,7 +170,7 @@ impl App {
         let local_root = dir.path().join("checkout");
         for root in [&remote_root, &local_root] {
             fs::create_dir_all(root).expect("mkdir");
-            for file in ["main.py", "spawn.py"] {
+            for file in ["main.py", "spawn.py", "grow.py"] {
                 fs::copy(
                     repo().join("tests/fixtures/app").join(file),
                     root.join(file),
@@ -240,6 +241,11 @@ impl App {
         app
     }
 
+    /// The app's pid (the process debugpy's CLI runs the script in).
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
     /// The local path of the app's main file.
     pub fn local_main(&self) -> String {
         self.local_root.join("main.py").display().to_string()
@@ -291,6 +297,8 @@ impl Drop for App {
 pub struct Sidecar {
     /// The DAP address it bound (loopback form).
     pub addr: SocketAddr,
+    /// The HTTP address it bound (loopback form).
+    pub http: SocketAddr,
     /// Its log (JSON lines on stderr).
     pub log: Lines,
     child: Child,
@@ -330,17 +338,14 @@ impl Sidecar {
         let bound = log
             .wait("DAP listener bound", SOON)
             .unwrap_or_else(|| panic!("sidecar did not start:\n{}", log.all()));
-        let line: serde_json::Value = serde_json::from_str(&bound).expect("json log line");
-        let mut addr: SocketAddr = line["addr"]
-            .as_str()
-            .expect("addr")
-            .parse()
-            .expect("socket addr");
-        if addr.ip().is_unspecified() {
-            addr.set_ip([127, 0, 0, 1].into());
-        }
+        let addr = logged_addr(&bound);
+        let http = log
+            .wait("HTTP listener bound", SOON)
+            .map(|line| logged_addr(&line))
+            .unwrap_or_else(|| panic!("no HTTP listener:\n{}", log.all()));
         Sidecar {
             addr,
+            http,
             log,
             child,
             _config: config,
@@ -360,6 +365,49 @@ impl Drop for Sidecar {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
+}
+
+/// The `addr` field of a JSON log line, with an unspecified IP replaced by loopback.
+fn logged_addr(line: &str) -> SocketAddr {
+    let line: serde_json::Value = serde_json::from_str(line).expect("json log line");
+    let mut addr: SocketAddr = line["addr"]
+        .as_str()
+        .expect("addr")
+        .parse()
+        .expect("socket addr");
+    if addr.ip().is_unspecified() {
+        addr.set_ip([127, 0, 0, 1].into());
+    }
+    addr
+}
+
+/// A plain HTTP/1.0 GET; returns the status code and the body.
+pub fn http_get(addr: SocketAddr, path: &str) -> (u16, String) {
+    let mut stream = std::net::TcpStream::connect(addr).expect("connect HTTP");
+    write!(stream, "GET {path} HTTP/1.0\r\nHost: test\r\n\r\n").expect("send");
+    let mut response = String::new();
+    stream.read_to_string(&mut response).expect("read HTTP");
+    let status = response
+        .split(' ')
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .unwrap_or_else(|| panic!("bad HTTP response: {response}"));
+    let body = response
+        .split_once("\r\n\r\n")
+        .map(|(_, b)| b.to_owned())
+        .unwrap_or_default();
+    (status, body)
+}
+
+/// `VmRSS` of a process in bytes, read directly from `/proc`.
+pub fn vm_rss(pid: u32) -> u64 {
+    let status = fs::read_to_string(format!("/proc/{pid}/status")).expect("proc status");
+    let kib: u64 = status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        .expect("VmRSS");
+    kib * 1024
 }
 
 /// The config lines mapping `app`'s checkout to its "container" root.
