@@ -264,8 +264,7 @@ table{{border-collapse:collapse;margin:.5em 0 1.5em}}td,th{{padding:.25em .8em;b
          <tr><th>upstream</th><td colspan=\"4\">{} {}</td></tr>\
          <tr><th>auth</th><td colspan=\"4\">{}</td></tr>{}{}\
          <tr><th>since attach</th><td colspan=\"4\">{}{}</td></tr></table>",
-        c.host,
-        c.port,
+        esc(&shared.dap_address()),
         yes_no(
             shared.dap_bound.load(Ordering::Relaxed),
             "bound",
