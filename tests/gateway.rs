@@ -378,3 +378,54 @@ fn subprocesses_are_debugged_through_the_sidecar() {
         "the token reached debugpy"
     );
 }
+
+/// debugpy's adapter vanishing mid-session: the client gets `terminated` and a clean
+/// close from the sidecar.
+#[test]
+fn upstream_gone_terminates_the_client_session() {
+    let app = App::start();
+    let sidecar = sidecar_for(&app, &app.local_root.display().to_string(), "");
+    let mut client = DapClient::connect(sidecar.addr);
+    client.attach_with_breakpoint(json!({}), &app.local_main(), break_line());
+    client.stopped_frame();
+    let (_, status) = common::http_get(sidecar.http, "/status");
+    let status: Value = serde_json::from_str(&status).expect("status");
+    let adapter = status["target"]["adapter"]["pid"]
+        .as_u64()
+        .expect("adapter pid");
+    let killed = std::process::Command::new("kill")
+        .args(["-9", &adapter.to_string()])
+        .status();
+    assert!(killed.is_ok_and(|s| s.success()));
+    assert!(
+        client.event("terminated", SOON).is_some(),
+        "no terminated event"
+    );
+    assert!(client.closed(SOON), "client connection left open");
+    assert!(
+        sidecar
+            .log
+            .wait("\"outcome\":\"upstream_lost\"", SOON)
+            .is_some()
+    );
+}
+
+/// The app dying mid-session: debugpy reports `terminated` through the sidecar and the
+/// session ends on the IDE's `disconnect`, as it would directly.
+#[test]
+fn app_exit_is_reported_and_the_session_ends_cleanly() {
+    let mut app = App::start();
+    let sidecar = sidecar_for(&app, &app.local_root.display().to_string(), "");
+    let mut client = DapClient::connect(sidecar.addr);
+    client.attach_with_breakpoint(json!({}), &app.local_main(), break_line());
+    client.stopped_frame();
+    app.kill();
+    assert!(
+        client.event("terminated", SOON).is_some(),
+        "no terminated event"
+    );
+    let seq = client.send("disconnect", json!({"terminateDebuggee": false}));
+    let _ = client.wait_for(SOON, |v| v["request_seq"] == seq);
+    assert!(client.closed(SOON), "client connection left open");
+    assert!(sidecar.log.wait("session ended", SOON).is_some());
+}

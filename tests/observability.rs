@@ -17,8 +17,13 @@ use serde_json::{Value, json};
 
 /// A sidecar sampling every 200 ms, with debug logs so tests can await samples.
 fn sampling_sidecar(app: &App, extra: &str) -> Sidecar {
+    sampling_sidecar_with(app, "", extra)
+}
+
+/// Like [`sampling_sidecar`], with extra lines for the `target:` section.
+fn sampling_sidecar_with(app: &App, target: &str, extra: &str) -> Sidecar {
     Sidecar::start(&format!(
-        "{}{}target:\n  sample_interval: 200ms\nlog:\n  level: dap_sidecar=debug\n{extra}",
+        "{}{}target:\n  sample_interval: 200ms\n{target}log:\n  level: dap_sidecar=debug\n{extra}",
         upstream_yaml(app.port),
         mapping_yaml(&app.local_root.display().to_string(), &app.remote_root),
     ))
@@ -410,4 +415,64 @@ fn status_page_renders_the_chart_in_headless_chromium() {
         bytes.len()
     );
     println!("screenshot: {}", png.display());
+}
+
+/// A restarted app is found again; `target.match` picks the app by command line.
+#[test]
+fn a_restarted_app_is_rediscovered_and_match_selects_by_command_line() {
+    let mut app = App::start();
+    let sidecar = sampling_sidecar(&app, "");
+    await_samples(&sidecar, 1);
+    assert_eq!(status(&sidecar)["target"]["debuggee"]["pid"], app.pid());
+    let before = sidecar.log.len();
+    app.kill();
+    app.launch();
+    let new_pid = app.pid();
+    sidecar
+        .log
+        .wait_from(before, SOON, |l| {
+            l.contains("target changed") && l.contains(&format!("\"debuggee\":{new_pid}"))
+        })
+        .unwrap_or_else(|| panic!("restart not noticed:\n{}", sidecar.log.all()));
+    assert_eq!(status(&sidecar)["target"]["debuggee"]["pid"], new_pid);
+
+    let matching = sampling_sidecar_with(&app, "  match: usr/src/app/main.py\n", "");
+    await_samples(&matching, 1);
+    assert_eq!(status(&matching)["target"]["debuggee"]["pid"], new_pid);
+}
+
+/// `on_limit: warn` tells the IDE once and keeps the session.
+#[test]
+fn memory_limit_warn_tells_the_ide_and_keeps_the_session() {
+    let app = App::start();
+    let sidecar = sampling_sidecar(&app, "memory:\n  max_growth_while_attached: 40MiB\n");
+    await_samples(&sidecar, 1);
+    let mut client = DapClient::connect(sidecar.addr);
+    client.attach_with_breakpoint(json!({}), &app.local_main(), break_line());
+    let (_, frame) = client.stopped_frame();
+    let frame = frame["id"].as_i64().unwrap();
+    client.evaluate(
+        "globals().__setitem__('blob', b'x' * (100 << 20)) or 'ok'",
+        frame,
+    );
+    client
+        .wait_for(SOON, |v| {
+            v["event"] == "output"
+                && v["body"]["output"]
+                    .as_str()
+                    .is_some_and(|o| o.contains("grew by"))
+        })
+        .unwrap_or_else(|| panic!("no warning:\n{}", sidecar.log.all()));
+    assert_eq!(
+        client.evaluate("1 + 1", frame),
+        "2",
+        "the session must go on"
+    );
+    assert!(
+        sidecar
+            .log
+            .wait("memory.max_growth_while_attached", SOON)
+            .is_some()
+    );
+    client.request("disconnect", json!({"terminateDebuggee": false}));
 }

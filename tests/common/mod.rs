@@ -241,6 +241,12 @@ impl App {
         app
     }
 
+    /// Kills the app (and with it debugpy's adapter, which exits when its server goes).
+    pub fn kill(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+
     /// The app's pid (the process debugpy's CLI runs the script in).
     pub fn pid(&self) -> u32 {
         self.child.id()
