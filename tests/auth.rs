@@ -15,6 +15,8 @@ fn refused(client: &mut DapClient, extra: Value) -> String {
     let seq = client.attach(extra);
     let answer = client.response(seq, SOON);
     assert_eq!(answer["success"], false, "{answer}");
+    let bye = client.request("disconnect", json!({}));
+    assert_eq!(bye["success"], true, "{bye}");
     assert!(client.closed(SOON), "refused connection stays open");
     answer["message"].as_str().unwrap_or_default().to_owned()
 }

@@ -75,6 +75,9 @@ type Conn = Framed<TcpStream, DapCodec>;
 /// client that vanished.
 const DISCONNECT_GRACE: Duration = Duration::from_secs(5);
 
+/// How long a client whose attach failed may take to say `disconnect`.
+const LINGER: Duration = Duration::from_secs(5);
+
 /// Commands whose success means the debuggee runs again.
 const RESUMING: &[&str] = &[
     "continue",
@@ -291,6 +294,7 @@ impl Session {
                         warn!(peer = %self.peer, reason = refusal.reason(), "attach refused");
                         self.shared.count_auth_failure(refusal.reason());
                         self.reply(&msg, Err(refusal.to_string())).await;
+                        self.linger(shutdown).await;
                         return Err(Outcome::Refused);
                     }
                     let path_mappings =
@@ -326,6 +330,31 @@ impl Session {
                     .await;
                 }
             }
+        }
+    }
+
+    /// After a failed attach, IDEs send `disconnect`: answer it (and refuse anything
+    /// else) for a few seconds, then close.
+    async fn linger(&mut self, shutdown: &CancellationToken) {
+        let deadline = Instant::now() + LINGER.min(self.shared.config.limits.auth_timeout);
+        loop {
+            let frame = tokio::select! {
+                frame = self.client.next() => frame,
+                _ = sleep_until(deadline) => return,
+                _ = shutdown.cancelled() => return,
+            };
+            let Some(Ok(Ok(msg))) = frame.map(|f| f.map(Message::parse)) else {
+                return;
+            };
+            if msg.kind != Kind::Request {
+                continue;
+            }
+            if msg.name == "disconnect" || msg.name == "terminate" {
+                self.reply(&msg, Ok(json!({}))).await;
+                return;
+            }
+            self.reply(&msg, Err("dap-sidecar: not attached.".into()))
+                .await;
         }
     }
 
@@ -443,6 +472,7 @@ impl Session {
                 );
                 warn!(peer = %self.peer, %upstream, %error, "upstream unavailable");
                 self.reply(attach, Err(text)).await;
+                self.linger(shutdown).await;
                 return Err(Outcome::UpstreamUnavailable);
             }
             if now >= next_report {

@@ -159,7 +159,7 @@ async function debugSession(localRoot, localMain, extraAttach = {}) {
     const after = app.stdout.lines.length;
     await app.stdout.wait((l) => l.startsWith('tick '), SOON, after);
   } finally {
-    dc.stop();
+    dc.stopAdapter();
   }
 }
 
@@ -184,7 +184,9 @@ test('a wrong token is refused with a message saying what to do', async () => {
       /token is wrong/,
     );
     await sidecar.log.wait((l) => l.includes('wrong_token'));
+    // The sidecar answers the disconnect IDEs send after a failed attach.
+    await dc.disconnectRequest({});
   } finally {
-    dc.stop();
+    dc.stopAdapter();
   }
 });
