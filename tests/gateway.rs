@@ -154,12 +154,7 @@ fn client_killed_at_breakpoint_resumes_app_and_allows_a_new_session() {
     let app = App::start();
     let sidecar = sidecar_for(&app, &app.local_root.display().to_string(), "");
     let mut client = DapClient::connect(sidecar.addr);
-    client.attach_with_breakpoint(json!({}), &app.local_main(), break_line());
-    let (_, frame) = client.stopped_frame();
-    let n: i64 = client
-        .evaluate("n", frame["id"].as_i64().unwrap())
-        .parse()
-        .unwrap();
+    let (_, n) = client.pause_at(json!({}), &app.local_main(), break_line());
     client.kill();
 
     assert!(
@@ -260,12 +255,7 @@ fn sigterm_ends_sessions_cleanly_and_resumes_the_app() {
     let app = App::start();
     let mut sidecar = sidecar_for(&app, &app.local_root.display().to_string(), "");
     let mut client = DapClient::connect(sidecar.addr);
-    client.attach_with_breakpoint(json!({}), &app.local_main(), break_line());
-    let (_, frame) = client.stopped_frame();
-    let n: i64 = client
-        .evaluate("n", frame["id"].as_i64().unwrap())
-        .parse()
-        .unwrap();
+    let (_, n) = client.pause_at(json!({}), &app.local_main(), break_line());
 
     let status = sidecar
         .terminate(Duration::from_secs(10))

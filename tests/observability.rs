@@ -166,10 +166,7 @@ fn memory_limit_detach_ends_the_session_and_the_app_keeps_running() {
     );
     await_samples(&sidecar, 1);
     let mut client = DapClient::connect(sidecar.addr);
-    client.attach_with_breakpoint(json!({}), &app.local_main(), break_line());
-    let (_, frame) = client.stopped_frame();
-    let frame = frame["id"].as_i64().unwrap();
-    let n: i64 = client.evaluate("n", frame).parse().unwrap();
+    let (frame, n) = client.pause_at(json!({}), &app.local_main(), break_line());
     // The limit may strike while this evaluate still runs, so its answer is not awaited.
     client.send(
         "evaluate",
@@ -448,9 +445,7 @@ fn memory_limit_warn_tells_the_ide_and_keeps_the_session() {
     let sidecar = sampling_sidecar(&app, "memory:\n  max_growth_while_attached: 40MiB\n");
     await_samples(&sidecar, 1);
     let mut client = DapClient::connect(sidecar.addr);
-    client.attach_with_breakpoint(json!({}), &app.local_main(), break_line());
-    let (_, frame) = client.stopped_frame();
-    let frame = frame["id"].as_i64().unwrap();
+    let (frame, _) = client.pause_at(json!({}), &app.local_main(), break_line());
     client.evaluate(
         "globals().__setitem__('blob', b'x' * (100 << 20)) or 'ok'",
         frame,

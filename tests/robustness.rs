@@ -95,12 +95,7 @@ fn stalled_attached_client_is_dropped_and_the_app_resumes() {
     let app = App::start();
     let sidecar = sidecar(&app);
     let mut client = DapClient::connect(sidecar.addr);
-    client.attach_with_breakpoint(json!({}), &app.local_main(), break_line());
-    let (_, frame) = client.stopped_frame();
-    let n: i64 = client
-        .evaluate("n", frame["id"].as_i64().unwrap())
-        .parse()
-        .unwrap();
+    let (_, n) = client.pause_at(json!({}), &app.local_main(), break_line());
     client
         .send_raw(b"Content-Length: 500\r\n\r\n{\"seq\":")
         .expect("partial frame");
@@ -122,12 +117,7 @@ fn oversized_message_mid_session_resumes_the_app() {
     let app = App::start();
     let sidecar = sidecar(&app);
     let mut client = DapClient::connect(sidecar.addr);
-    client.attach_with_breakpoint(json!({}), &app.local_main(), break_line());
-    let (_, frame) = client.stopped_frame();
-    let n: i64 = client
-        .evaluate("n", frame["id"].as_i64().unwrap())
-        .parse()
-        .unwrap();
+    let (_, n) = client.pause_at(json!({}), &app.local_main(), break_line());
     client
         .send_raw(b"Content-Length: 2000000\r\n\r\n")
         .expect("header");

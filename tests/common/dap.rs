@@ -224,6 +224,16 @@ impl DapClient {
         (thread, trace["body"]["stackFrames"][0].clone())
     }
 
+    /// Attaches with one breakpoint, waits until the app stops there, and returns the top
+    /// frame's id and the fixture app's tick counter `n` at that moment.
+    pub fn pause_at(&mut self, extra: Value, path: &str, line: i64) -> (i64, i64) {
+        self.attach_with_breakpoint(extra, path, line);
+        let (_, frame) = self.stopped_frame();
+        let frame = frame["id"].as_i64().expect("frame id");
+        let n = self.evaluate("n", frame).parse().expect("n is a number");
+        (frame, n)
+    }
+
     /// Evaluates in a frame; returns the result string.
     pub fn evaluate(&mut self, expression: &str, frame: i64) -> String {
         let r = self.request(
