@@ -15,6 +15,7 @@
 //!   and the sampling monitor with history, growth fit and the attach limit.
 //! - [`http`]: the axum server for `/healthz`, `/readyz`, `/metrics`, `/status` and `/`.
 //! - [`metrics`]: the Prometheus metrics.
+//! - [`launch`]: `dap-sidecar launch -- python ...`, the app under debugpy per the config.
 //! - [`launch_json`]: the VS Code attach configuration for a given config.
 //! - [`server`]: wires it all together and handles shutdown signals.
 
@@ -23,6 +24,7 @@
 pub mod config;
 pub mod dap;
 pub mod http;
+pub mod launch;
 pub mod launch_json;
 pub mod metrics;
 pub mod paths;

@@ -49,6 +49,14 @@ enum Command {
     Run,
     /// Validate the configuration and print a summary, without starting.
     Check,
+    /// Start the app under debugpy as this configuration says (listen on `upstream`, wait
+    /// for a debugger if `wait`), replacing this process: `launch -- python main.py`.
+    Launch {
+        /// The app's command line: the Python interpreter, its options, then a script,
+        /// `-m module` or `-c code`, and their arguments.
+        #[arg(trailing_var_arg = true, allow_hyphen_values = true, required = true)]
+        argv: Vec<std::ffi::OsString>,
+    },
     /// Print a VS Code launch.json attach configuration for this sidecar.
     LaunchJson {
         /// The host the IDE uses to reach the sidecar.
@@ -110,8 +118,38 @@ fn main() -> ExitCode {
                 }
             }
         }
+        Command::Launch { argv } => launch(&config, &argv),
         Command::Run => run(config),
     }
+}
+
+fn launch(config: &Config, argv: &[std::ffi::OsString]) -> ExitCode {
+    use std::os::unix::process::CommandExt;
+    let command = match dap_sidecar::launch::command(config, argv) {
+        Ok(command) => command,
+        Err(e) => {
+            eprintln!("dap-sidecar: {e}");
+            return ExitCode::from(EXIT_CONFIG);
+        }
+    };
+    eprintln!(
+        "dap-sidecar: starting the app under debugpy on {}{}",
+        config.upstream,
+        if config.wait {
+            "; it waits for a debugger to attach before running (wait: true)"
+        } else {
+            ""
+        }
+    );
+    let Some((program, args)) = command.split_first() else {
+        return ExitCode::FAILURE;
+    };
+    let error = std::process::Command::new(program).args(args).exec();
+    eprintln!(
+        "dap-sidecar: cannot start {}: {error}",
+        program.to_string_lossy()
+    );
+    ExitCode::from(127)
 }
 
 fn config_error(errors: &ConfigErrors) -> ExitCode {

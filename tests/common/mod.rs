@@ -234,6 +234,23 @@ impl App {
         );
     }
 
+    /// Runs `cmd` as the app (e.g. through `dap-sidecar launch`), collecting its output,
+    /// without waiting for anything.
+    pub fn launch_command(&mut self, mut cmd: Command) {
+        let _ = self.child.wait();
+        let mut child = cmd
+            .current_dir(&self.remote_root)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("start app command");
+        self.stdout
+            .collect(child.stdout.take().expect("stdout"), "app");
+        self.stdout
+            .collect(child.stderr.take().expect("stderr"), "app-err");
+        self.child = child;
+    }
+
     /// Prepares and launches.
     pub fn start() -> App {
         let mut app = App::prepare();
