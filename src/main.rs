@@ -57,6 +57,9 @@ enum Command {
         #[arg(trailing_var_arg = true, allow_hyphen_values = true, required = true)]
         argv: Vec<std::ffi::OsString>,
     },
+    /// Exit 0 if this configuration's sidecar answers /healthz (for container HEALTHCHECKs
+    /// in images without curl).
+    Healthcheck,
     /// Print a VS Code launch.json attach configuration for this sidecar.
     LaunchJson {
         /// The host the IDE uses to reach the sidecar.
@@ -119,7 +122,39 @@ fn main() -> ExitCode {
             }
         }
         Command::Launch { argv } => launch(&config, &argv),
+        Command::Healthcheck => healthcheck(&config),
         Command::Run => run(config),
+    }
+}
+
+fn healthcheck(config: &Config) -> ExitCode {
+    use std::io::{Read, Write};
+    use std::net::{IpAddr, SocketAddr, TcpStream};
+    use std::time::Duration;
+    let host = match config.http.host {
+        ip if ip.is_unspecified() && ip.is_ipv4() => IpAddr::from([127, 0, 0, 1]),
+        ip if ip.is_unspecified() => IpAddr::from(std::net::Ipv6Addr::LOCALHOST),
+        ip => ip,
+    };
+    let addr = SocketAddr::new(host, config.http.port);
+    let check = || -> std::io::Result<bool> {
+        let mut stream = TcpStream::connect_timeout(&addr, Duration::from_secs(3))?;
+        stream.set_read_timeout(Some(Duration::from_secs(3)))?;
+        stream.write_all(b"GET /healthz HTTP/1.0\r\nHost: localhost\r\n\r\n")?;
+        let mut head = [0u8; 12];
+        stream.read_exact(&mut head)?;
+        Ok(head.starts_with(b"HTTP/1.") && &head[9..12] == b"200")
+    };
+    match check() {
+        Ok(true) => ExitCode::SUCCESS,
+        Ok(false) => {
+            eprintln!("dap-sidecar: http://{addr}/healthz is not healthy");
+            ExitCode::FAILURE
+        }
+        Err(e) => {
+            eprintln!("dap-sidecar: http://{addr}/healthz: {e}");
+            ExitCode::FAILURE
+        }
     }
 }
 

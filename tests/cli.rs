@@ -136,3 +136,23 @@ fn launch_json_is_a_ready_vscode_attach_configuration() {
     assert_eq!(doc["inputs"][0]["password"], true);
     assert!(!String::from_utf8_lossy(&out.stdout).contains(TOKEN));
 }
+
+#[test]
+fn healthcheck_probes_the_local_http_endpoint() {
+    let sidecar = common::Sidecar::start("");
+    let port = sidecar.http.port().to_string();
+    let out = sidecar_cmd(&["healthcheck", "--http-port", &port]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let unused = common::free_port().to_string();
+    let out = sidecar_cmd(&["healthcheck", "--http-port", &unused]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("/healthz"));
+}
+
+fn sidecar_cmd(args: &[&str]) -> Output {
+    sidecar(args, &[])
+}
