@@ -38,19 +38,24 @@ pub fn python() -> PathBuf {
     if let Ok(p) = std::env::var("DAP_SIDECAR_TEST_PYTHON") {
         return PathBuf::from(p);
     }
+    venv("debugpy-venv", "tests/requirements.txt").join("bin/python")
+}
+
+/// A venv under the target dir with `requirements` (a file in the repo) installed from
+/// PyPI; re-created when the requirements change. Returns the venv's directory.
+pub fn venv(name: &str, requirements: &str) -> PathBuf {
     let base = PathBuf::from(env!("CARGO_TARGET_TMPDIR"));
-    let venv = base.join("debugpy-venv");
-    let python = venv.join("bin/python");
-    let requirements = repo().join("tests/requirements.txt");
-    let wanted = fs::read_to_string(&requirements).expect("tests/requirements.txt");
+    let venv = base.join(name);
+    let requirements = repo().join(requirements);
+    let wanted = fs::read_to_string(&requirements).expect("requirements file");
     let marker = venv.join(".installed");
     // Several test processes may get here at once: one creates the venv, the others wait.
-    let lock = File::create(base.join("debugpy-venv.lock")).expect("lock file");
+    let lock = File::create(base.join(format!("{name}.lock"))).expect("lock file");
     lock.lock().expect("lock venv");
     if fs::read_to_string(&marker).ok().as_deref() != Some(wanted.as_str()) {
         let _ = fs::remove_dir_all(&venv);
         run(Command::new("python3").args(["-m", "venv"]).arg(&venv));
-        run(Command::new(&python)
+        run(Command::new(venv.join("bin/python"))
             .args([
                 "-m",
                 "pip",
@@ -62,7 +67,12 @@ pub fn python() -> PathBuf {
             .arg(&requirements));
         fs::write(&marker, &wanted).expect("marker");
     }
-    python
+    venv
+}
+
+/// The repository root.
+pub fn repo_dir() -> &'static Path {
+    repo()
 }
 
 fn run(cmd: &mut Command) {
