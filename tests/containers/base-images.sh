@@ -16,6 +16,10 @@ chroot_apt() { # rootfs packages...
   cp /etc/resolv.conf "$rootfs/etc/resolv.conf"
   chroot "$rootfs" /bin/sh -c "apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $* >/dev/null 2>&1; apt-get clean; rm -rf /var/lib/apt/lists/*"
 }
+images=(local/debian:bookworm local/python:bookworm local/rust-builder:latest local/prometheus:latest)
+missing=0
+for image in "${images[@]}"; do have "$image" || missing=1; done
+[ "$missing" = 1 ] || exit 0
 base="$cache/bookworm"
 if [ ! -x "$base/bin/sh" ]; then
   rm -rf "$base"
