@@ -56,7 +56,9 @@ impl Compose {
     }
 
     fn down(&self) {
-        let _ = self.cmd(&["down", "-v", "--remove-orphans", "-t", "5"]).output();
+        let _ = self
+            .cmd(&["down", "-v", "--remove-orphans", "-t", "5"])
+            .output();
     }
 
     /// Follows a service's output.
@@ -101,20 +103,38 @@ fn poll(addr: SocketAddr, path: &str, timeout: Duration, ok: impl Fn(u16, &str) 
 
 fn demo_line() -> i64 {
     let src = std::fs::read_to_string(repo_dir().join("demo/app/main.py")).expect("demo app");
-    src.lines().position(|l| l.contains("a good place for a breakpoint")).expect("marker") as i64 + 1
+    src.lines()
+        .position(|l| l.contains("a good place for a breakpoint"))
+        .expect("marker") as i64
+        + 1
 }
 
 fn prepare() -> Compose {
     let repo = repo_dir();
     sh(Command::new("bash").arg(repo.join("tests/containers/base-images.sh")));
     // Offline inputs: vendored crates and debugpy's wheel, fetched on the host.
-    sh(Command::new("cargo").args(["vendor", "--locked", "-q", "vendor"]).current_dir(repo).stdout(Stdio::null()));
+    sh(Command::new("cargo")
+        .args(["vendor", "--locked", "-q", "vendor"])
+        .current_dir(repo)
+        .stdout(Stdio::null()));
     let python = common::python();
     sh(Command::new(python)
-        .args(["-m", "pip", "download", "-q", "--only-binary=:all:", "-d", "demo/wheels"])
+        .args([
+            "-m",
+            "pip",
+            "download",
+            "-q",
+            "--only-binary=:all:",
+            "-d",
+            "demo/wheels",
+        ])
         .arg(format!("debugpy=={}", "1.8.22"))
         .current_dir(repo));
-    std::fs::write(repo.join("dap-sidecar.env"), format!("DAP_SIDECAR_AUTH__TOKEN={TOKEN}\n")).expect("env file");
+    std::fs::write(
+        repo.join("dap-sidecar.env"),
+        format!("DAP_SIDECAR_AUTH__TOKEN={TOKEN}\n"),
+    )
+    .expect("env file");
     let cargo_flags = "--offline --config source.crates-io.replace-with='vendored' --config source.vendored.directory='vendor'";
     let env: Vec<(String, String)> = [
         ("BUILDER_IMAGE", "local/rust-builder:latest".to_owned()),
@@ -136,14 +156,28 @@ fn prepare() -> Compose {
     // 1. The real Dockerfile builds with local base images; print the image size.
     let started = Instant::now();
     let mut build = Command::new("docker");
-    build.args(["build", "-q", "--target", "sidecar", "-t", "dap-sidecar:e2e"]);
+    build.args([
+        "build",
+        "-q",
+        "--target",
+        "sidecar",
+        "-t",
+        "dap-sidecar:e2e",
+    ]);
     // Docker's legacy builder builds every stage before the target: pass all base images.
-    for key in ["BUILDER_IMAGE", "RUNTIME_IMAGE", "PYTHON_IMAGE", "CARGO_FLAGS", "PIP_FLAGS"] {
+    for key in [
+        "BUILDER_IMAGE",
+        "RUNTIME_IMAGE",
+        "PYTHON_IMAGE",
+        "CARGO_FLAGS",
+        "PIP_FLAGS",
+    ] {
         let value = &compose.env.iter().find(|(k, _)| k == key).expect("env").1;
         build.arg("--build-arg").arg(format!("{key}={value}"));
     }
     sh(build.arg(".").current_dir(repo));
-    let size = sh(Command::new("docker").args(["image", "inspect", "-f", "{{.Size}}", "dap-sidecar:e2e"]));
+    let size =
+        sh(Command::new("docker").args(["image", "inspect", "-f", "{{.Size}}", "dap-sidecar:e2e"]));
     println!(
         "sidecar image: {:.1} MiB (built in {:.0} s; the base is a debootstrapped Debian, distroless by default)",
         size.trim().parse::<f64>().unwrap_or(0.0) / 1048576.0,
@@ -154,7 +188,14 @@ fn prepare() -> Compose {
 }
 
 fn port(compose: &Compose, key: &str) -> SocketAddr {
-    let port: u16 = compose.env.iter().find(|(k, _)| k == key).expect("port").1.parse().expect("number");
+    let port: u16 = compose
+        .env
+        .iter()
+        .find(|(k, _)| k == key)
+        .expect("port")
+        .1
+        .parse()
+        .expect("number");
     SocketAddr::from(([127, 0, 0, 1], port))
 }
 
@@ -178,8 +219,14 @@ fn compose_demo_end_to_end() {
     assert_eq!(frame["source"]["path"], local_main.as_str());
     let kind = client.evaluate("kind", frame["id"].as_i64().expect("frame id"));
     assert_eq!(kind, "'temperature'");
-    client.request("setBreakpoints", json!({"source": {"path": local_main}, "breakpoints": []}));
-    assert_eq!(client.request("continue", json!({"threadId": thread}))["success"], true);
+    client.request(
+        "setBreakpoints",
+        json!({"source": {"path": local_main}, "breakpoints": []}),
+    );
+    assert_eq!(
+        client.request("continue", json!({"threadId": thread}))["success"],
+        true
+    );
     client.request("disconnect", json!({"terminateDebuggee": false}));
 
     // 3. The sidecar sees the app's memory through the shared PID namespace...
@@ -187,34 +234,54 @@ fn compose_demo_end_to_end() {
         code == 200 && body.contains("\"rss\"")
     }))
     .expect("status");
-    let rss = status["target"]["debuggee"]["memory"]["rss"].as_u64().unwrap_or(0);
+    let rss = status["target"]["debuggee"]["memory"]["rss"]
+        .as_u64()
+        .unwrap_or(0);
     assert!(rss > 5 << 20, "debuggee RSS {rss}: {status:#}");
     // ... and Prometheus, in its own container, has scraped it.
-    poll(prometheus, "/api/v1/query?query=dap_sidecar_target_resident_memory_bytes", SOON * 4, |code, body| {
-        code == 200 && body.contains("\"role\":\"debuggee\"")
-    });
+    poll(
+        prometheus,
+        "/api/v1/query?query=dap_sidecar_target_resident_memory_bytes",
+        SOON * 4,
+        |code, body| code == 200 && body.contains("\"role\":\"debuggee\""),
+    );
     compose.down();
 
     // 4. With wait, the app's first line runs only after the attach.
     compose.up(true);
     poll(http, "/readyz", SOON * 4, |code, _| code == 200);
     let (mut follower, logs) = compose.follow("app");
-    logs.wait("starting the app under debugpy", SOON).expect("launcher line");
-    assert!(!logs.all().contains("demo app started"), "the app ran before an attach");
+    logs.wait("starting the app under debugpy", SOON)
+        .expect("launcher line");
+    assert!(
+        !logs.all().contains("demo app started"),
+        "the app ran before an attach"
+    );
     let mut client = DapClient::connect(dap);
     client.initialize();
     let attach = client.attach(json!({"token": TOKEN}));
     client.event("initialized", SOON).expect("initialized");
-    assert!(!logs.all().contains("demo app started"), "the app ran before configurationDone");
+    assert!(
+        !logs.all().contains("demo app started"),
+        "the app ran before configurationDone"
+    );
     client.request("configurationDone", json!({}));
     assert_eq!(client.response(attach, SOON)["success"], true);
-    assert!(logs.wait("demo app started", SOON).is_some(), "the app never started");
+    assert!(
+        logs.wait("demo app started", SOON).is_some(),
+        "the app never started"
+    );
     client.request("disconnect", json!({"terminateDebuggee": false}));
     let _ = follower.kill();
     let _ = follower.wait();
 
     // 5. down leaves nothing running.
     compose.down();
-    let left = sh(Command::new("docker").args(["ps", "-q", "--filter", &format!("label=com.docker.compose.project={PROJECT}")]));
+    let left = sh(Command::new("docker").args([
+        "ps",
+        "-q",
+        "--filter",
+        &format!("label=com.docker.compose.project={PROJECT}"),
+    ]));
     assert!(left.trim().is_empty(), "containers left running: {left}");
 }
