@@ -212,7 +212,6 @@ impl App {
 
     /// Starts `script` from the remote root under debugpy and waits for `ready` on stdout.
     pub fn launch_script(&mut self, netns: Option<&str>, script: &str, ready: &str) {
-        let _ = self.child.wait();
         let mut cmd = match netns {
             Some(ns) => {
                 let mut c = Command::new("ip");
@@ -221,24 +220,17 @@ impl App {
             }
             None => Command::new(python()),
         };
-        let mut child = cmd
-            .args(["-Xfrozen_modules=off", "-m", "debugpy", "--log-to"])
+        cmd.args(["-Xfrozen_modules=off", "-m", "debugpy", "--log-to"])
             .arg(self.dir.path().join("debugpy-logs"))
             .arg("--listen")
             .arg(format!("127.0.0.1:{}", self.port))
-            .arg(self.remote_root.join(script))
-            .current_dir(&self.remote_root)
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("start debugpy");
-        self.stdout
-            .collect(child.stdout.take().expect("stdout"), "app");
-        self.stdout
-            .collect(child.stderr.take().expect("stderr"), "app-err");
-        self.child = child;
+            .arg(self.remote_root.join(script));
+        let from = self.stdout.len(); // after a restart, only the new run's lines count
+        self.launch_command(cmd);
         assert!(
-            self.stdout.wait(ready, SOON).is_some(),
+            self.stdout
+                .wait_from(from, SOON, |l| l.contains(ready))
+                .is_some(),
             "app did not start:\n{}",
             self.stdout.all()
         );
