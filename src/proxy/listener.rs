@@ -89,6 +89,7 @@ impl Listener {
                     .run(token)
                     .await;
                 shared.close(id, outcome.label());
+                info!(%peer, id, outcome = outcome.label(), "connection closed");
                 drop(permit);
             });
         }

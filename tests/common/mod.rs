@@ -131,6 +131,22 @@ impl Lines {
         }
     }
 
+    /// Waits until at least `n` lines contain `needle`.
+    pub fn wait_count(&self, needle: &str, n: usize, timeout: Duration) -> bool {
+        let deadline = Instant::now() + timeout;
+        let (list, cv) = &*self.inner;
+        let mut guard = list.lock().unwrap();
+        loop {
+            if guard.iter().filter(|l| l.contains(needle)).count() >= n {
+                return true;
+            }
+            let Some(left) = deadline.checked_duration_since(Instant::now()) else {
+                return false;
+            };
+            guard = cv.wait_timeout(guard, left).unwrap().0;
+        }
+    }
+
     /// Waits for a line containing `needle`.
     pub fn wait(&self, needle: &str, timeout: Duration) -> Option<String> {
         self.wait_from(0, timeout, |l| l.contains(needle))
@@ -375,6 +391,11 @@ impl Sidecar {
             child,
             _config: config,
         }
+    }
+
+    /// The sidecar's pid.
+    pub fn pid(&self) -> u32 {
+        self.child.id()
     }
 
     /// Sends SIGTERM and waits for the exit status.
