@@ -54,12 +54,7 @@ fn attach_break_evaluate_continue_with_posix_root() {
         frame["id"].as_i64().unwrap(),
     );
     let out = client
-        .wait_for(SOON, |v| {
-            v["event"] == "output"
-                && v["body"]["output"]
-                    .as_str()
-                    .is_some_and(|o| o.starts_with("at "))
-        })
+        .output(SOON, |o| o.starts_with("at "))
         .unwrap_or_else(|| {
             let outputs: Vec<&Value> = client
                 .history
@@ -212,12 +207,7 @@ fn attach_waits_for_a_late_upstream() {
     client.initialize();
     let attach = client.attach(json!({}));
     let progress = client
-        .wait_for(SOON, |v| {
-            v["event"] == "output"
-                && v["body"]["output"]
-                    .as_str()
-                    .is_some_and(|o| o.contains("waiting for debugpy"))
-        })
+        .output(SOON, |o| o.contains("waiting for debugpy"))
         .expect("progress output");
     assert_eq!(progress["body"]["category"], "console");
 

@@ -174,12 +174,7 @@ fn memory_limit_detach_ends_the_session_and_the_app_keeps_running() {
     );
 
     let said = client
-        .wait_for(SOON, |v| {
-            v["event"] == "output"
-                && v["body"]["output"]
-                    .as_str()
-                    .is_some_and(|o| o.contains("Detaching"))
-        })
+        .output(SOON, |o| o.contains("Detaching"))
         .unwrap_or_else(|| panic!("no limit message:\n{}", sidecar.log.all()));
     assert!(
         said["body"]["output"]
@@ -451,12 +446,7 @@ fn memory_limit_warn_tells_the_ide_and_keeps_the_session() {
         frame,
     );
     client
-        .wait_for(SOON, |v| {
-            v["event"] == "output"
-                && v["body"]["output"]
-                    .as_str()
-                    .is_some_and(|o| o.contains("grew by"))
-        })
+        .output(SOON, |o| o.contains("grew by"))
         .unwrap_or_else(|| panic!("no warning:\n{}", sidecar.log.all()));
     assert_eq!(
         client.evaluate("1 + 1", frame),

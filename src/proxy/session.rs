@@ -548,19 +548,16 @@ impl Session {
                     return Err(Outcome::Abandoned);
                 }
             };
+            let mut answer_map = answer.to_map().unwrap_or_default();
             if answer.success != Some(true) {
-                let why = answer
-                    .to_map()
-                    .ok()
-                    .and_then(|m| m.get("message").and_then(Value::as_str).map(str::to_owned))
-                    .unwrap_or_else(|| "initialize failed".into());
+                let why = answer_map
+                    .get("message")
+                    .and_then(Value::as_str)
+                    .unwrap_or("initialize failed")
+                    .to_owned();
                 return Err(self.upstream_failed(&attach.attach, &why).await);
             }
-            let body = answer
-                .to_map()
-                .ok()
-                .and_then(|mut m| m.remove("body"))
-                .unwrap_or(Value::Null);
+            let body = answer_map.remove("body").unwrap_or(Value::Null);
             if body != default_capabilities() {
                 debug!(peer = %self.peer, "upstream capabilities differ; sending capabilities event");
                 let seq = self.next_seq();

@@ -159,6 +159,13 @@ impl DapClient {
         self.wait_for(timeout, |v| v["type"] == "event" && v["event"] == name)
     }
 
+    /// Waits for an `output` event whose text satisfies `text`.
+    pub fn output(&mut self, timeout: Duration, text: impl Fn(&str) -> bool) -> Option<Value> {
+        self.wait_for(timeout, |v| {
+            v["event"] == "output" && v["body"]["output"].as_str().is_some_and(&text)
+        })
+    }
+
     /// Waits until the peer closes the connection; true if it did in time.
     pub fn closed(&mut self, timeout: Duration) -> bool {
         let deadline = Instant::now() + timeout;
