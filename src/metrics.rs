@@ -43,6 +43,9 @@ pub struct Metrics {
     pub growth_since_attach: Gauge,
     /// `memory_limit_exceeded_total`: times the growth limit was crossed.
     pub memory_limit_exceeded_total: IntCounter,
+    /// `messages_passed_through_total`: large path-free responses relayed as they
+    /// arrived instead of being held whole.
+    pub messages_passed_through_total: IntCounter,
     /// The sidecar's own `process_*` metrics (unprefixed, as Prometheus expects).
     process: Registry,
 }
@@ -108,6 +111,11 @@ impl Metrics {
             "memory_limit_exceeded_total",
             "Times the debuggee grew past memory.max_growth_while_attached",
         )?;
+        let messages_passed_through_total = IntCounter::new(
+            "messages_passed_through_total",
+            "Large path-free responses from debugpy relayed as they arrived, not held whole",
+        )?;
+        registry.register(Box::new(messages_passed_through_total.clone()))?;
         for c in [&target_up, &upstream_up] {
             registry.register(Box::new(c.clone()))?;
         }
@@ -138,6 +146,7 @@ impl Metrics {
             growth_rate,
             growth_since_attach,
             memory_limit_exceeded_total,
+            messages_passed_through_total,
             process,
         })
     }
@@ -204,7 +213,12 @@ impl Metrics {
 
     /// Counts a relayed message; `to_client` selects the direction.
     pub fn count_message(&self, to_client: bool, msg: &Message) {
-        let kind = match msg.kind {
+        self.count_kind(to_client, &msg.kind);
+    }
+
+    /// Counts a message known only by its kind (one passed through unparsed).
+    pub fn count_kind(&self, to_client: bool, kind: &Kind) {
+        let kind = match kind {
             Kind::Request => 0,
             Kind::Response => 1,
             Kind::Event => 2,

@@ -5,7 +5,7 @@ mod common;
 use std::time::Duration;
 
 use common::dap::DapClient;
-use common::{App, SOON, Sidecar, TOKEN, break_line, mapping_yaml, upstream_yaml};
+use common::{App, SOON, Sidecar, TOKEN, break_line, http_get, mapping_yaml, upstream_yaml};
 use serde_json::{Value, json};
 
 fn sidecar_for(app: &App, local_root: &str, extra: &str) -> Sidecar {
@@ -408,4 +408,42 @@ fn app_exit_is_reported_and_the_session_ends_cleanly() {
     let _ = client.wait_for(SOON, |v| v["request_seq"] == seq);
     assert!(client.closed(SOON), "client connection left open");
     assert!(sidecar.log.wait("session ended", SOON).is_some());
+}
+
+/// A large value dump from real debugpy (a 3 MB string copied as for the clipboard, so
+/// debugpy does not shorten it) arrives whole and intact, passed through as it arrived
+/// rather than held, while path-carrying messages around it are still mapped.
+#[test]
+fn large_responses_from_debugpy_pass_through_intact() {
+    let app = App::start();
+    let local_root = app.local_root.display().to_string();
+    let sidecar = sidecar_for(&app, &local_root, "");
+    let mut client = DapClient::connect(sidecar.addr);
+    client.attach_with_breakpoint(json!({}), &app.local_main(), break_line());
+    let (thread, frame) = client.stopped_frame();
+    let frame = frame["id"].as_i64().expect("frame id");
+    let big = client.request(
+        "evaluate",
+        json!({"expression": "'ab' * 1_500_000", "frameId": frame, "context": "clipboard"}),
+    );
+    assert_eq!(big["success"], true);
+    let result = big["body"]["result"].as_str().expect("result");
+    assert_eq!(result.len(), 3_000_002, "the quoted repr, whole");
+    assert!(
+        result
+            .trim_matches('\'')
+            .chars()
+            .all(|c| c == 'a' || c == 'b')
+    );
+    let (_, metrics) = http_get(sidecar.http, "/metrics");
+    assert!(
+        metrics.contains("dap_sidecar_messages_passed_through_total 1"),
+        "the response was held, not passed through:\n{metrics}"
+    );
+    // The session goes on normally, with paths mapped.
+    let trace = client.request("stackTrace", json!({"threadId": thread}));
+    assert_eq!(
+        trace["body"]["stackFrames"][0]["source"]["path"],
+        app.local_main()
+    );
 }

@@ -61,12 +61,13 @@ impl Relay {
                 process: Process::None,
             },
             Mode::Socat => {
-                // socat at its best for this job: no Nagle either side, 64 KiB buffer.
+                // socat at its best for this job: no Nagle either side, 64 KiB buffer, a listen
+                // backlog that does not drop connections when many arrive at once.
                 let port = free_port();
                 let mut child = Command::new("socat")
                     .args(["-d", "-d", "-b", "65536"])
                     .arg(format!(
-                        "TCP4-LISTEN:{port},bind=127.0.0.1,reuseaddr,fork,nodelay"
+                        "TCP4-LISTEN:{port},bind=127.0.0.1,reuseaddr,fork,nodelay,backlog=1024"
                     ))
                     .arg(format!("TCP4:127.0.0.1:{upstream},nodelay"))
                     .stdin(Stdio::null())

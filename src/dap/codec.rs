@@ -141,29 +141,35 @@ impl Decoder for DapCodec {
 }
 
 impl DapCodec {
-    fn decode_frame(&mut self, src: &mut BytesMut) -> Result<Option<Bytes>, CodecError> {
-        let length = match self.pending_body {
-            Some(length) => length,
-            None => {
-                let window = src.len().min(self.max_header_bytes);
-                let Some(end) = find(&src[..window], HEADER_END) else {
-                    if src.len() >= self.max_header_bytes {
-                        // The first line may tell us it is HTTP, which deserves a clearer reason.
-                        let first = src[..].split(|b: &u8| *b == b'\n').next().unwrap_or(&[]);
-                        if looks_like_http(&String::from_utf8_lossy(first)) {
-                            return Err(CodecError::Http);
-                        }
-                        return Err(CodecError::HeaderTooLarge {
-                            limit: self.max_header_bytes,
-                        });
-                    }
-                    return Ok(None);
-                };
-                let length = self.parse_header(&src[..end])?;
-                src.advance(end + HEADER_END.len());
-                self.pending_body = Some(length);
-                length
+    /// The length of the body now being received: parses (and consumes) the header if
+    /// that has not been done yet. `None` while the header is incomplete.
+    fn body_length(&mut self, src: &mut BytesMut) -> Result<Option<usize>, CodecError> {
+        if let Some(length) = self.pending_body {
+            return Ok(Some(length));
+        }
+        let window = src.len().min(self.max_header_bytes);
+        let Some(end) = find(&src[..window], HEADER_END) else {
+            if src.len() >= self.max_header_bytes {
+                // The first line may tell us it is HTTP, which deserves a clearer reason.
+                let first = src[..].split(|b: &u8| *b == b'\n').next().unwrap_or(&[]);
+                if looks_like_http(&String::from_utf8_lossy(first)) {
+                    return Err(CodecError::Http);
+                }
+                return Err(CodecError::HeaderTooLarge {
+                    limit: self.max_header_bytes,
+                });
             }
+            return Ok(None);
+        };
+        let length = self.parse_header(&src[..end])?;
+        src.advance(end + HEADER_END.len());
+        self.pending_body = Some(length);
+        Ok(Some(length))
+    }
+
+    fn decode_frame(&mut self, src: &mut BytesMut) -> Result<Option<Bytes>, CodecError> {
+        let Some(length) = self.body_length(src)? else {
+            return Ok(None);
         };
         if src.len() < length {
             src.reserve(length - src.len());
@@ -178,11 +184,154 @@ impl Encoder<Bytes> for DapCodec {
     type Error = CodecError;
 
     fn encode(&mut self, body: Bytes, dst: &mut BytesMut) -> Result<(), CodecError> {
-        let header = format!("Content-Length: {}\r\n\r\n", body.len());
-        dst.reserve(header.len() + body.len());
-        dst.put_slice(header.as_bytes());
-        dst.put_slice(&body);
+        self.encode(Frame::Whole(body), dst)
+    }
+}
+
+impl Encoder<Frame> for DapCodec {
+    type Error = CodecError;
+
+    fn encode(&mut self, frame: Frame, dst: &mut BytesMut) -> Result<(), CodecError> {
+        let (length, bytes) = match frame {
+            Frame::Whole(body) => (Some(body.len()), body),
+            Frame::Start { length, bytes } => (Some(length), bytes),
+            Frame::More(bytes) => (None, bytes),
+        };
+        if let Some(length) = length {
+            let header = format!("Content-Length: {length}\r\n\r\n");
+            dst.reserve(header.len() + bytes.len());
+            dst.put_slice(header.as_bytes());
+        }
+        dst.put_slice(&bytes);
         Ok(())
+    }
+}
+
+/// What a [`StreamingCodec`] yields (and what a [`DapCodec`] can write).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Frame {
+    /// A complete body.
+    Whole(Bytes),
+    /// The start of a body passed through as it arrives: the announced length and the
+    /// bytes so far.
+    Start {
+        /// The body's full length.
+        length: usize,
+        /// Its first bytes.
+        bytes: Bytes,
+    },
+    /// More bytes of the body being passed through.
+    More(Bytes),
+}
+
+/// Bodies at least this long are candidates for passing through.
+pub const STREAM_ABOVE: usize = 64 * 1024;
+
+/// How much of a body the pass-through rule gets to see (the envelope comes first).
+pub const STREAM_PEEK: usize = 4 * 1024;
+
+/// A [`DapCodec`] that passes large bodies through as they arrive instead of holding
+/// them whole, when `rule` says (from the body's first [`STREAM_PEEK`] bytes) that the
+/// message needs no rewriting. Memory per message then stays at a read buffer's size
+/// and the relay pipelines like a plain TCP relay. Everything else is decoded whole.
+#[derive(Debug, Clone)]
+pub struct StreamingCodec {
+    /// Framing, caps and whole-frame decoding.
+    inner: DapCodec,
+    /// Decides from a body's first bytes whether it may pass through.
+    rule: fn(&[u8]) -> bool,
+    /// Where the body being received stands.
+    state: Streaming,
+}
+
+/// Where a [`StreamingCodec`]'s current body stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Streaming {
+    /// Between frames, or before the decision on a large body.
+    Idle,
+    /// A large body the rule refused: decoded whole.
+    Holding,
+    /// Passing a body through; this many bytes are still to come.
+    Passing(usize),
+}
+
+impl StreamingCodec {
+    /// Wraps `inner`; `rule` sees the first bytes of each large body.
+    pub fn new(inner: DapCodec, rule: fn(&[u8]) -> bool) -> Self {
+        StreamingCodec {
+            inner,
+            rule,
+            state: Streaming::Idle,
+        }
+    }
+
+    /// Whether a body is being passed through and is not complete yet (nothing else may
+    /// be written to its destination until it is).
+    pub fn mid_frame(&self) -> bool {
+        matches!(self.state, Streaming::Passing(_))
+    }
+}
+
+impl Decoder for StreamingCodec {
+    type Item = Frame;
+    type Error = CodecError;
+
+    fn decode(&mut self, src: &mut BytesMut) -> Result<Option<Frame>, CodecError> {
+        match self.state {
+            Streaming::Passing(left) => {
+                if src.is_empty() {
+                    src.reserve(STREAM_ABOVE);
+                    return Ok(None);
+                }
+                let n = src.len().min(left);
+                self.state = match left - n {
+                    0 => Streaming::Idle,
+                    left => Streaming::Passing(left),
+                };
+                Ok(Some(Frame::More(src.split_to(n).freeze())))
+            }
+            Streaming::Holding => {
+                let frame = self.inner.decode(src)?;
+                if frame.is_some() {
+                    self.state = Streaming::Idle;
+                }
+                Ok(frame.map(Frame::Whole))
+            }
+            Streaming::Idle => {
+                let Some(length) = self.inner.body_length(src)? else {
+                    return Ok(None);
+                };
+                if length < STREAM_ABOVE {
+                    return Ok(self.inner.decode(src)?.map(Frame::Whole));
+                }
+                if src.len() < STREAM_PEEK {
+                    src.reserve(STREAM_ABOVE);
+                    return Ok(None);
+                }
+                if !(self.rule)(&src[..STREAM_PEEK]) {
+                    self.state = Streaming::Holding;
+                    return self.decode(src);
+                }
+                self.inner.pending_body = None;
+                let n = src.len().min(length);
+                self.state = match length - n {
+                    0 => Streaming::Idle,
+                    left => Streaming::Passing(left),
+                };
+                Ok(Some(Frame::Start {
+                    length,
+                    bytes: src.split_to(n).freeze(),
+                }))
+            }
+        }
+    }
+}
+
+impl Encoder<Bytes> for StreamingCodec {
+    type Error = CodecError;
+
+    fn encode(&mut self, body: Bytes, dst: &mut BytesMut) -> Result<(), CodecError> {
+        self.inner.encode(Frame::Whole(body), dst)
     }
 }
 
@@ -265,12 +414,74 @@ mod tests {
         assert_eq!(c.decode(&mut buf).unwrap().unwrap(), "{\"x\":true}");
     }
 
+    fn big_body(tag: &str, len: usize) -> String {
+        let mut body = format!("{{\"{tag}\":\"");
+        body.push_str(&"x".repeat(len - body.len() - 2));
+        body.push_str("\"}");
+        body
+    }
+
+    fn stream_rule(prefix: &[u8]) -> bool {
+        prefix.starts_with(b"{\"pass\"")
+    }
+
+    /// Feeds `wire` in pieces of `step` bytes; returns what came out, with every part's
+    /// bytes re-encoded, so the output can be compared with the input wire.
+    fn stream_through(wire: &[u8], step: usize) -> (Vec<Frame>, Vec<u8>) {
+        let mut c = StreamingCodec::new(DapCodec::new(256, 1 << 20), stream_rule);
+        let (mut buf, mut frames, mut out) = (BytesMut::new(), Vec::new(), BytesMut::new());
+        for piece in wire.chunks(step.max(1)) {
+            buf.extend_from_slice(piece);
+            while let Some(frame) = c.decode(&mut buf).unwrap() {
+                c.inner.encode(frame.clone(), &mut out).unwrap();
+                frames.push(frame);
+            }
+        }
+        assert!(!c.mid_frame());
+        (frames, out.to_vec())
+    }
+
+    #[test]
+    fn large_bodies_the_rule_accepts_pass_through_in_parts() {
+        let big = big_body("pass", STREAM_ABOVE * 3);
+        let held = big_body("hold", STREAM_ABOVE * 2);
+        let wire = [frame(&big), frame(r#"{"a":1}"#), frame(&held), frame("{}")].concat();
+        let (frames, out) = stream_through(&wire, 10_000);
+        assert_eq!(out, wire, "the bytes written are the bytes read");
+        assert!(matches!(&frames[0], Frame::Start { length, .. } if *length == big.len()));
+        let parts = frames
+            .iter()
+            .take_while(|f| !matches!(f, Frame::Whole(_)))
+            .count();
+        assert!(parts > 2, "a large body comes in several parts");
+        assert_eq!(
+            frames[parts],
+            Frame::Whole(Bytes::from_static(br#"{"a":1}"#))
+        );
+        assert_eq!(
+            frames[parts + 1],
+            Frame::Whole(Bytes::from(held)),
+            "held whole"
+        );
+        assert_eq!(frames.len(), parts + 3);
+    }
+
     proptest! {
         #[test]
         fn never_panics_on_arbitrary_bytes(data in proptest::collection::vec(any::<u8>(), 0..2048)) {
             let mut c = codec();
             let mut buf = BytesMut::from(&data[..]);
             while let Ok(Some(_)) = c.decode(&mut buf) {}
+        }
+
+        #[test]
+        fn passing_through_survives_any_chunking(step in 1usize..70_000, small in "[ -~]{0,50}") {
+            let big = big_body("pass", STREAM_ABOVE + 5000);
+            let held = big_body("hold", STREAM_ABOVE + 10);
+            let small = serde_json::to_string(&small).unwrap();
+            let wire = [frame(&small), frame(&big), frame(&held), frame(&big)].concat();
+            let (_, out) = stream_through(&wire, step);
+            prop_assert_eq!(out, wire);
         }
 
         #[test]

@@ -7,7 +7,7 @@
 //! re-serializes only if something changed.
 
 use bytes::Bytes;
-use serde::Deserialize;
+use serde::{Deserialize, de};
 use serde_json::{Map, Value};
 
 /// The `type` of a DAP message.
@@ -41,6 +41,64 @@ struct Envelope {
     event: Option<String>,
     request_seq: Option<i64>,
     success: Option<bool>,
+}
+
+/// The envelope fields found at the start of a message, up to its `body` or
+/// `arguments`: enough to route a large message before it has fully arrived.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct Peek {
+    /// `type`, if it came first.
+    pub kind: Option<String>,
+    /// `command` (or `event`), if it came first.
+    pub name: Option<String>,
+    /// `success`, if it came first.
+    pub success: Option<bool>,
+}
+
+impl Peek {
+    /// Reads the top-level fields at the start of `prefix` (the first bytes of a body),
+    /// stopping at `body`/`arguments` or where `prefix` ends. Anything unexpected just
+    /// ends the reading; what was found so far is kept.
+    pub fn of(prefix: &[u8]) -> Peek {
+        let mut peek = Peek::default();
+        let mut de = serde_json::Deserializer::from_slice(prefix);
+        let _ = de::DeserializeSeed::deserialize(PeekSeed(&mut peek), &mut de);
+        peek
+    }
+}
+
+/// Fills a [`Peek`] while reading a map's entries in order.
+struct PeekSeed<'a>(&'a mut Peek);
+
+impl<'de> de::DeserializeSeed<'de> for PeekSeed<'_> {
+    type Value = ();
+
+    fn deserialize<D: de::Deserializer<'de>>(self, deserializer: D) -> Result<(), D::Error> {
+        deserializer.deserialize_map(self)
+    }
+}
+
+impl<'de> de::Visitor<'de> for PeekSeed<'_> {
+    type Value = ();
+
+    fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+        f.write_str("a DAP message")
+    }
+
+    fn visit_map<A: de::MapAccess<'de>>(self, mut map: A) -> Result<(), A::Error> {
+        while let Some(key) = map.next_key::<std::borrow::Cow<'de, str>>()? {
+            match key.as_ref() {
+                "type" => self.0.kind = Some(map.next_value()?),
+                "command" | "event" => self.0.name = Some(map.next_value()?),
+                "success" => self.0.success = Some(map.next_value()?),
+                "body" | "arguments" => return Err(de::Error::custom("envelope ends here")),
+                _ => {
+                    map.next_value::<de::IgnoredAny>()?;
+                }
+            }
+        }
+        Ok(())
+    }
 }
 
 /// One DAP message.
@@ -132,6 +190,18 @@ impl Message {
         }
         self.bytes = Bytes::from(serde_json::to_vec(&Value::Object(map))?);
         Ok(true)
+    }
+
+    /// Lets `edit` replace the body's bytes (returning `None` keeps them); `edit` must
+    /// leave the envelope fields as they are.
+    pub fn rewrite_bytes(&mut self, edit: impl FnOnce(&[u8]) -> Option<String>) -> bool {
+        match edit(&self.bytes) {
+            Some(new) => {
+                self.bytes = Bytes::from(new);
+                true
+            }
+            None => false,
+        }
     }
 
     /// Whether the raw body contains `needle` (a cheap pre-filter before parsing).
@@ -248,5 +318,26 @@ mod tests {
         assert_eq!(map["success"], false);
         assert_eq!(map["message"], "no");
         assert_eq!(r.success, Some(false));
+    }
+
+    #[test]
+    fn peek_reads_the_envelope_before_the_body_only() {
+        let debugpy = br#"{"seq": 9, "type": "response", "request_seq": 8, "success": true, "command": "variables", "body": {"variables": [{"name": "#;
+        assert_eq!(
+            Peek::of(debugpy),
+            Peek {
+                kind: Some("response".into()),
+                name: Some("variables".into()),
+                success: Some(true),
+            }
+        );
+        let body_first = br#"{"body": {"x": 1}, "type": "response", "command": "variables"}"#;
+        assert_eq!(Peek::of(body_first), Peek::default());
+        assert_eq!(Peek::of(b"\xff\xfe garbage").kind, None);
+        assert_eq!(
+            Peek::of(br#"{"type": "resp"#).kind,
+            None,
+            "a cut-off value is not a value"
+        );
     }
 }

@@ -7,13 +7,44 @@
 //! text. Launch-config style paths (`rules[].path`, `autoReload.watchDirectories`) are
 //! container-side and never touched, because only the keys above are followed.
 //!
-//! Both directions first check the raw bytes cheaply, so the large `variables` responses
-//! that carry no path are forwarded without being parsed.
+//! Both directions first check the raw bytes cheaply, so messages that carry no path are
+//! forwarded without being parsed. Towards the IDE, only the subtrees that mention a
+//! container root are parsed (borrowing, one level at a time), and large successful
+//! responses that cannot carry paths (`variables`, `evaluate`, ...) are not even held
+//! whole: the upstream codec passes them through as they arrive ([`passes_untouched`]).
 
 use serde_json::{Map, Value};
 
-use crate::dap::message::{Kind, Message, MessageError};
+use serde_json::value::RawValue;
+
+use crate::dap::message::{Kind, Message, MessageError, Peek};
+use crate::dap::raw::{self, RawArray, RawObject};
 use crate::paths::PathMapper;
+
+/// Successful responses to these commands carry no paths (values, memory, source text),
+/// so the sidecar passes them through without parsing, however large.
+const PATHLESS_RESPONSES: &[&str] = &[
+    "variables",
+    "evaluate",
+    "setVariable",
+    "setExpression",
+    "readMemory",
+    "completions",
+    "source",
+];
+
+/// Whether a message from debugpy, judged by its first bytes, needs no rewriting: a
+/// successful response to a [`PATHLESS_RESPONSES`] command whose envelope comes before
+/// its body (as debugpy writes it). Used to stream large `variables` dumps.
+pub fn passes_untouched(prefix: &[u8]) -> bool {
+    let peek = Peek::of(prefix);
+    peek.kind.as_deref() == Some("response")
+        && peek.success == Some(true)
+        && peek
+            .name
+            .as_deref()
+            .is_some_and(|name| PATHLESS_RESPONSES.contains(&name))
+}
 
 /// Maps IDE paths in a message from the client to container paths.
 pub fn to_upstream(msg: &mut Message, mapper: &mut PathMapper) -> Result<bool, MessageError> {
@@ -51,47 +82,91 @@ fn walk_to_remote(value: &mut Value, mapper: &mut PathMapper) -> bool {
 }
 
 /// Maps container paths in a message from debugpy to IDE paths.
+///
+/// Only the parts whose raw text contains a container root are parsed, one level at a
+/// time and borrowing (see [`raw`]); everything else is copied as it arrived. A
+/// `stackTrace` of hundreds of frames thus costs a few small allocations per frame.
 pub fn to_client(msg: &mut Message, mapper: &PathMapper) -> Result<bool, MessageError> {
     if mapper.is_empty() || !mapper.remote_roots().any(|r| msg.contains(r.as_bytes())) {
         return Ok(false);
     }
-    let is_output = msg.kind == Kind::Event && msg.name == "output";
-    msg.rewrite(|map| {
-        let mut changed = false;
-        if let Some(body) = map.get_mut("body") {
-            changed |= walk_to_local(body, mapper);
-            if is_output && let Some(text) = body.get_mut("output") {
-                changed |= map_text(text, mapper);
+    let body_slot = if msg.kind == Kind::Event && msg.name == "output" {
+        Slot::OutputBody
+    } else {
+        Slot::Plain
+    };
+    let mut result = Ok(());
+    let changed = msg.rewrite_bytes(|bytes| {
+        let top: RawObject = match serde_json::from_slice(bytes) {
+            Ok(top) => top,
+            Err(e) => {
+                result = Err(MessageError::Invalid(e));
+                return None;
             }
-        }
-        changed
-    })
+        };
+        raw::edit_object(&top, |key, value| {
+            (key == "body").then(|| to_local(value, body_slot, mapper))?
+        })
+    });
+    result.map(|()| changed)
 }
 
-fn walk_to_local(value: &mut Value, mapper: &PathMapper) -> bool {
-    match value {
-        Value::Object(map) => {
-            let mut changed = false;
-            for (key, v) in map.iter_mut() {
-                changed |= match key.as_str() {
-                    "source" | "module" => map_path_field(v, |p| mapper.to_local(p)),
-                    "sources" | "modules" => match v {
-                        Value::Array(items) => items.iter_mut().fold(false, |acc, item| {
-                            map_path_field(item, |p| mapper.to_local(p)) | acc
-                        }),
-                        _ => false,
-                    },
-                    "stackTrace" => map_text(v, mapper),
-                    _ => false,
-                };
-                changed |= walk_to_local(v, mapper);
-            }
-            changed
+/// What a value is to the mapping, judged by the key it sits under.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Slot {
+    /// Nothing special; look inside.
+    Plain,
+    /// A `source` or `module` object: its `path` is a container path.
+    PathHolder,
+    /// `sources` or `modules`: an array of path holders.
+    PathHolders,
+    /// Free text that may mention container paths (`stackTrace` of exception details).
+    Text,
+    /// The body of an `output` event: its `output` is free text.
+    OutputBody,
+}
+
+impl Slot {
+    fn under(key: &str) -> Slot {
+        match key {
+            "source" | "module" => Slot::PathHolder,
+            "sources" | "modules" => Slot::PathHolders,
+            "stackTrace" => Slot::Text,
+            _ => Slot::Plain,
         }
-        Value::Array(items) => items
-            .iter_mut()
-            .fold(false, |acc, v| walk_to_local(v, mapper) | acc),
-        _ => false,
+    }
+}
+
+/// The new text of `value` with container paths mapped, or `None` if nothing changed.
+fn to_local(value: &RawValue, slot: Slot, mapper: &PathMapper) -> Option<String> {
+    let text = value.get();
+    if !mapper
+        .remote_roots()
+        .any(|root| memchr::memmem::find(text.as_bytes(), root.as_bytes()).is_some())
+    {
+        return None;
+    }
+    match text.as_bytes().first()? {
+        b'{' => {
+            let object: RawObject = serde_json::from_str(text).ok()?;
+            raw::edit_object(&object, |key, value| match (slot, key) {
+                (Slot::PathHolder, "path") => raw::edit_string(value, |p| mapper.to_local(p)),
+                (Slot::OutputBody, "output") => {
+                    raw::edit_string(value, |t| mapper.text_to_local(t))
+                }
+                _ => to_local(value, Slot::under(key), mapper),
+            })
+        }
+        b'[' => {
+            let items: RawArray = serde_json::from_str(text).ok()?;
+            let item_slot = match slot {
+                Slot::PathHolders => Slot::PathHolder,
+                _ => Slot::Plain,
+            };
+            raw::edit_array(&items, |item| to_local(item, item_slot, mapper))
+        }
+        b'"' if slot == Slot::Text => raw::edit_string(value, |t| mapper.text_to_local(t)),
+        _ => None,
     }
 }
 
@@ -106,19 +181,6 @@ fn map_path_field(value: &mut Value, map: impl FnOnce(&str) -> Option<String>) -
             true
         }
         _ => false,
-    }
-}
-
-fn map_text(value: &mut Value, mapper: &PathMapper) -> bool {
-    let Value::String(text) = value else {
-        return false;
-    };
-    match mapper.text_to_local(text) {
-        Some(mapped) => {
-            *text = mapped;
-            true
-        }
-        None => false,
     }
 }
 
@@ -229,5 +291,32 @@ mod tests {
         let mut m = msg(raw);
         assert!(!to_upstream(&mut m, &mut mapper()).unwrap());
         assert_eq!(m.bytes().as_ref(), raw.as_bytes());
+    }
+
+    #[test]
+    fn only_successful_pathless_responses_pass_untouched() {
+        let msg = |kind: &str, name: &str, success: bool| {
+            format!(
+                r#"{{"seq":1,"type":"{kind}","request_seq":1,"success":{success},"command":"{name}","body":{{"#
+            )
+        };
+        assert!(passes_untouched(
+            msg("response", "variables", true).as_bytes()
+        ));
+        assert!(passes_untouched(
+            msg("response", "evaluate", true).as_bytes()
+        ));
+        assert!(!passes_untouched(
+            msg("response", "stackTrace", true).as_bytes()
+        ));
+        assert!(!passes_untouched(
+            msg("response", "variables", false).as_bytes()
+        ));
+        assert!(!passes_untouched(
+            msg("request", "variables", true).as_bytes()
+        ));
+        assert!(!passes_untouched(
+            br#"{"seq":1,"type":"event","event":"output","body":{"#
+        ));
     }
 }

@@ -26,7 +26,7 @@ use tokio_util::sync::CancellationToken;
 use tracing::{debug, info, warn};
 
 use crate::config::{DEFAULT_REMOTE_ROOT, OnLimit};
-use crate::dap::codec::{CodecError, DapCodec};
+use crate::dap::codec::{CodecError, DapCodec, Frame, StreamingCodec};
 use crate::dap::message::{self, Kind, Message};
 use crate::paths::PathMapper;
 use crate::proxy::Shared;
@@ -70,6 +70,9 @@ impl Outcome {
 }
 
 type Conn = Framed<TcpStream, DapCodec>;
+
+/// The upstream side: large path-free responses pass through as they arrive.
+type Upstream = Framed<TcpStream, StreamingCodec>;
 
 /// How long the sidecar waits for debugpy to answer the `disconnect` it sends for a
 /// client that vanished.
@@ -192,9 +195,12 @@ impl Session {
             Ok(upstream) => upstream,
             Err(outcome) => return outcome,
         };
-        let upstream_codec = DapCodec::new(
-            self.shared.config.limits.max_header_bytes,
-            self.shared.config.limits.max_body_bytes,
+        let upstream_codec = StreamingCodec::new(
+            DapCodec::new(
+                self.shared.config.limits.max_header_bytes,
+                self.shared.config.limits.max_body_bytes,
+            ),
+            rewrite::passes_untouched,
         );
         let mut upstream = Framed::new(upstream, upstream_codec);
         match self
@@ -506,7 +512,7 @@ impl Session {
     /// Phase 3: forward `initialize`, reconcile capabilities, forward `attach`.
     async fn upstream_handshake(
         &mut self,
-        upstream: &mut Conn,
+        upstream: &mut Upstream,
         attach: Attach,
         shutdown: &CancellationToken,
     ) -> Result<Relay, Outcome> {
@@ -529,7 +535,7 @@ impl Session {
                     _ = sleep_until(deadline) => None,
                     _ = shutdown.cancelled() => return Err(Outcome::Shutdown),
                 };
-                let Some(Ok(bytes)) = frame else {
+                let Some(Ok(Frame::Whole(bytes))) = frame else {
                     return Err(self
                         .upstream_failed(&attach.attach, "no answer to initialize")
                         .await);
@@ -591,7 +597,7 @@ impl Session {
     /// Phase 4 and 5: relay until one side ends, then end the other side properly.
     async fn relay(
         mut self,
-        mut upstream: Conn,
+        mut upstream: Upstream,
         mut state: Relay,
         shutdown: &CancellationToken,
     ) -> Outcome {
@@ -602,7 +608,8 @@ impl Session {
         let mut limits = self.shared.monitor.subscribe();
         let outcome = loop {
             tokio::select! {
-                event = limits.recv() => {
+                // Nothing may be written to the client in the middle of a passed-through body.
+                event = limits.recv(), if !upstream.codec().mid_frame() => {
                     if let Ok(event) = event {
                         let text = format!(
                             "dap-sidecar: the app's memory grew by {} MiB since this debugging session attached (limit memory.max_growth_while_attached = {} MiB).",
@@ -637,9 +644,18 @@ impl Session {
                     None => break if state.client_disconnect.is_some() { Outcome::Disconnected } else { Outcome::ClientLost },
                 },
                 frame = upstream.next() => match frame {
-                    Some(Ok(bytes)) => {
+                    Some(Ok(Frame::Whole(bytes))) => {
                         if let Err(outcome) = self.on_upstream_message(bytes, &mut state).await {
                             break outcome;
+                        }
+                    }
+                    Some(Ok(part)) => {
+                        if let Frame::Start { .. } = part {
+                            self.shared.metrics.count_kind(true, &Kind::Response);
+                            self.shared.metrics.messages_passed_through_total.inc();
+                        }
+                        if self.client.send(part).await.is_err() {
+                            break Outcome::ClientLost;
                         }
                     }
                     Some(Err(e)) => {
@@ -652,6 +668,8 @@ impl Session {
             }
         };
         self.shared.set_stopped(self.id, false);
+        // A body cut off mid-way leaves the client's framing broken: just close.
+        let cut_off = upstream.codec().mid_frame();
         match outcome {
             Outcome::ClientLost | Outcome::Shutdown | Outcome::MemoryLimit
                 if state.client_disconnect.is_none() =>
@@ -660,20 +678,20 @@ impl Session {
                 if outcome == Outcome::MemoryLimit {
                     self.send_terminated(&mut state).await;
                 }
-                if outcome == Outcome::Shutdown {
+                if outcome == Outcome::Shutdown && !cut_off {
                     self.say("dap-sidecar is shutting down; the app keeps running.")
                         .await;
                     self.send_terminated(&mut state).await;
                 }
             }
-            Outcome::UpstreamLost => {
+            Outcome::UpstreamLost if !cut_off => {
                 self.say("dap-sidecar: the connection to debugpy closed.")
                     .await;
                 self.send_terminated(&mut state).await;
             }
             _ => {}
         }
-        let _ = self.client.close().await;
+        let _ = SinkExt::<Bytes>::close(&mut self.client).await;
         info!(peer = %self.peer, outcome = outcome.label(), "session ended");
         outcome
     }
@@ -692,7 +710,7 @@ impl Session {
     /// and waits (briefly) until debugpy has finalized the session: it answers the
     /// request and sends `terminated` after releasing the app, or closes the connection.
     /// Only then may the next client attach.
-    async fn disconnect_upstream(&mut self, upstream: &mut Conn) {
+    async fn disconnect_upstream(&mut self, upstream: &mut Upstream) {
         let _finalizing = self.shared.finalizing.clone().read_owned().await;
         let seq = self.max_client_seq + 1;
         let request = message::request(
@@ -706,7 +724,10 @@ impl Session {
         }
         let finalized = timeout(DISCONNECT_GRACE, async {
             let (mut answered, mut terminated) = (false, false);
-            while let Some(Ok(bytes)) = upstream.next().await {
+            while let Some(Ok(frame)) = upstream.next().await {
+                let Frame::Whole(bytes) = frame else {
+                    continue;
+                };
                 let Ok(msg) = Message::parse(bytes) else {
                     continue;
                 };
@@ -726,7 +747,7 @@ impl Session {
     async fn on_client_message(
         &mut self,
         bytes: Bytes,
-        upstream: &mut Conn,
+        upstream: &mut Upstream,
         state: &mut Relay,
     ) -> Result<(), Outcome> {
         let mut msg = Message::parse(bytes).map_err(|e| {
