@@ -2,7 +2,10 @@
 //! garbage, or before attaching, against a minimal fake upstream (so the sidecar is what
 //! is measured; the real-debugpy behaviour is covered by the other tests). The sidecar's
 //! open fds must return to their level after warm-up and its RSS must stay bounded; the
-//! figures are printed. `DAP_SIDECAR_SOAK_SESSIONS` sets the count (CI runs the default).
+//! figures are printed. A second soak relays many messages (mapped stack traces, large
+//! value dumps) through long sessions. `SOAK_SESSIONS` and
+//! `SOAK_MESSAGES` set the sizes; CI runs the defaults, and
+//! `scripts/soak.sh` the long version (10,000 sessions, 1,000,000 messages).
 
 mod common;
 
@@ -14,6 +17,23 @@ use std::time::Instant;
 use common::dap::DapClient;
 use common::{SOON, Sidecar, http_get, vm_rss};
 use serde_json::{Value, json};
+
+const REMOTE_ROOT: &str = "/usr/src/app";
+const LOCAL_ROOT: &str = "/home/dev/project";
+
+/// How much RSS may grow between the end of warm-up and the end of a soak.
+const RSS_SLACK: u64 = 1 << 20;
+
+fn env_count(name: &str, default: usize) -> usize {
+    std::env::var(name)
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
+}
+
+fn mib(bytes: u64) -> f64 {
+    bytes as f64 / 1048576.0
+}
 
 /// A DAP server that answers like debugpy would, minimally: initialize, attach (plus an
 /// `initialized` event), disconnect (then close), anything else with success.
@@ -29,6 +49,9 @@ fn fake_upstream() -> u16 {
 }
 
 fn serve(stream: TcpStream) {
+    // A fast fake: without this, Nagle holds its `initialized` event (a second small
+    // write) until the sidecar ACKs, and that delay would dominate the figures.
+    let _ = stream.set_nodelay(true);
     let mut writer = stream.try_clone().expect("clone");
     let mut reader = BufReader::new(stream);
     let mut seq = 0;
@@ -64,7 +87,7 @@ fn serve(stream: TcpStream) {
         };
         seq += 1;
         let command = msg["command"].as_str().unwrap_or_default().to_owned();
-        let ok = json!({"seq": seq, "type": "response", "request_seq": msg["seq"], "command": command, "success": true});
+        let ok = json!({"seq": seq, "type": "response", "request_seq": msg["seq"], "command": command, "success": true, "body": answer(&command, &msg["arguments"])});
         if !send(&mut writer, ok) {
             return;
         }
@@ -83,6 +106,28 @@ fn serve(stream: TcpStream) {
             );
             return;
         }
+    }
+}
+
+/// The body of the fake's answer: container paths in stack traces, a large value dump
+/// for `variables` with `bytes`, nothing for the rest.
+fn answer(command: &str, arguments: &Value) -> Value {
+    match command {
+        "stackTrace" => {
+            let levels = arguments["levels"].as_u64().unwrap_or(20);
+            let frames: Vec<Value> = (0..levels)
+                .map(|i| {
+                    json!({"id": i + 1, "name": format!("f{i}"), "line": 1, "column": 1,
+                                "source": {"path": format!("{REMOTE_ROOT}/pkg/m{}.py", i % 10)}})
+                })
+                .collect();
+            json!({"stackFrames": frames, "totalFrames": levels})
+        }
+        "variables" => {
+            let bytes = arguments["bytes"].as_u64().unwrap_or(0) as usize;
+            json!({"variables": [{"name": "blob", "value": "x".repeat(bytes), "variablesReference": 0}]})
+        }
+        _ => json!({}),
     }
 }
 
@@ -134,40 +179,139 @@ fn churn(sidecar: &Sidecar, kind: usize) {
 
 #[test]
 fn connection_churn_leaks_no_fds_and_keeps_memory_bounded() {
-    let sessions: usize = std::env::var("DAP_SIDECAR_SOAK_SESSIONS")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(2000);
+    let sessions = env_count("SOAK_SESSIONS", 2000);
     let upstream = fake_upstream();
     let sidecar = Sidecar::start(&format!("upstream: 127.0.0.1:{upstream}\n"));
     let pid = sidecar.pid();
     // Abrupt clients end asynchronously: wait until the sidecar logged every close.
+    // The fds are counted before asking /metrics, whose own connection may still be
+    // closing right after the answer.
     let settle = |sidecar: &Sidecar, total: usize| {
         assert!(
             sidecar.log.wait_count("connection closed", total, SOON * 2),
             "connections never closed"
         );
+        let fds = open_fds(pid);
         assert_eq!(sessions_active(sidecar), 0);
+        fds
     };
 
     let warm = sessions / 10;
     for i in 0..warm {
         churn(&sidecar, i);
     }
-    settle(&sidecar, warm);
+    let (fds0, rss0) = (settle(&sidecar, warm), vm_rss(pid));
+    let started = Instant::now();
+    let mut per_kind = [std::time::Duration::ZERO; 4];
+    for i in warm..sessions {
+        let t = Instant::now();
+        churn(&sidecar, i);
+        per_kind[i % 4] += t.elapsed();
+    }
+    let (fds1, rss1) = (settle(&sidecar, sessions), vm_rss(pid));
+    let each =
+        |d: std::time::Duration| d.as_secs_f64() * 1000.0 / ((sessions - warm) / 4).max(1) as f64;
+    println!(
+        "soak: per connection: clean {:.2} ms, abrupt {:.2} ms, garbage {:.2} ms, pre-auth {:.2} ms",
+        each(per_kind[0]),
+        each(per_kind[1]),
+        each(per_kind[2]),
+        each(per_kind[3])
+    );
+    println!(
+        "soak: {sessions} connections (clean, abrupt, garbage, pre-auth) in {:.1} s; fds {fds0} -> {fds1}; RSS {:.2} -> {:.2} MiB",
+        started.elapsed().as_secs_f64(),
+        mib(rss0),
+        mib(rss1)
+    );
+    assert!(fds1 <= fds0, "fd leak: {fds0} -> {fds1}");
+    assert!(rss1 <= rss0 + RSS_SLACK, "RSS grew from {rss0} to {rss1}");
+}
+
+/// Sum of `dap_sidecar_messages_total` over directions and kinds.
+fn messages_relayed(sidecar: &Sidecar) -> u64 {
+    let (_, metrics) = http_get(sidecar.http, "/metrics");
+    metrics
+        .lines()
+        .filter(|l| l.starts_with("dap_sidecar_messages_total{"))
+        .filter_map(|l| l.rsplit(' ').next()?.parse::<u64>().ok())
+        .sum()
+}
+
+/// Many messages through long sessions: small round trips, every 100th a 50-frame
+/// stackTrace whose paths are mapped, every 1000th a 256 KiB value dump (passed through).
+/// RSS after the first session and at the end must stay within `RSS_SLACK`.
+/// `SOAK_MESSAGES` sets the count (CI runs the default).
+#[test]
+fn many_messages_keep_memory_flat() {
+    let messages = env_count("SOAK_MESSAGES", 40_000);
+    let per_session = 2_000; // round trips, so 4,000 messages
+    let sessions = (messages / (2 * per_session)).max(2);
+    let upstream = fake_upstream();
+    let sidecar = Sidecar::start(&format!(
+        "upstream: 127.0.0.1:{upstream}\npath_mappings:\n  - local_root: {LOCAL_ROOT}\n    remote_root: {REMOTE_ROOT}\n"
+    ));
+    let pid = sidecar.pid();
+    let session = || {
+        let mut c = DapClient::connect(sidecar.addr);
+        c.initialize();
+        let attach = c.attach(json!({}));
+        assert_eq!(c.response(attach, SOON)["success"], true);
+        for i in 0..per_session {
+            if i % 100 == 0 {
+                let r = c.request("stackTrace", json!({"threadId": 1, "levels": 50}));
+                let path = &r["body"]["stackFrames"][49]["source"]["path"];
+                assert_eq!(path, &format!("{LOCAL_ROOT}/pkg/m9.py"), "paths mapped");
+            } else if i % 1000 == 500 {
+                let r = c.request(
+                    "variables",
+                    json!({"variablesReference": 1, "bytes": 256 << 10}),
+                );
+                let value = r["body"]["variables"][0]["value"]
+                    .as_str()
+                    .unwrap_or_default();
+                assert_eq!(value.len(), 256 << 10, "value dump intact");
+            } else {
+                assert_eq!(c.request("threads", json!({}))["success"], true);
+            }
+            c.history.clear(); // the test client's own record, not the sidecar's
+        }
+        c.request("disconnect", json!({}));
+        assert!(c.closed(SOON));
+    };
+    session();
+    assert!(sidecar.log.wait_count("connection closed", 1, SOON));
     let (fds0, rss0) = (open_fds(pid), vm_rss(pid));
     let started = Instant::now();
-    for i in warm..sessions {
-        churn(&sidecar, i);
+    for _ in 1..sessions {
+        session();
     }
-    settle(&sidecar, sessions);
+    assert!(sidecar.log.wait_count("connection closed", sessions, SOON));
     let (fds1, rss1) = (open_fds(pid), vm_rss(pid));
+    let relayed = messages_relayed(&sidecar);
     println!(
-        "soak: {sessions} connections in {:.1} s; fds {fds0} -> {fds1}; RSS {:.1} -> {:.1} MiB",
+        "soak: {relayed} messages in {sessions} sessions in {:.1} s; fds {fds0} -> {fds1}; RSS {:.2} -> {:.2} MiB (peak {:.2} MiB)",
         started.elapsed().as_secs_f64(),
-        rss0 as f64 / 1048576.0,
-        rss1 as f64 / 1048576.0
+        mib(rss0),
+        mib(rss1),
+        mib(vm_hwm(pid)),
     );
-    assert!(fds1 <= fds0 + 2, "fd leak: {fds0} -> {fds1}");
-    assert!(rss1 < rss0 + (4 << 20), "RSS grew from {rss0} to {rss1}");
+    assert!(
+        relayed >= messages as u64,
+        "only {relayed} messages relayed"
+    );
+    assert!(fds1 <= fds0, "fd leak: {fds0} -> {fds1}");
+    assert!(rss1 <= rss0 + RSS_SLACK, "RSS grew from {rss0} to {rss1}");
+}
+
+fn vm_hwm(pid: u32) -> u64 {
+    std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find_map(|l| l.strip_prefix("VmHWM:"))
+                .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<u64>().ok())
+        })
+        .unwrap_or(0)
+        * 1024
 }
