@@ -18,11 +18,14 @@
 //! - [`launch`]: `dap-sidecar launch -- python ...`, the app under debugpy per the config.
 //! - [`launch_json`]: the VS Code attach configuration for a given config.
 //! - [`server`]: wires it all together and handles shutdown signals.
+//! - `fuzzing` (hidden): the fuzz harnesses for the codec and the path rewriting.
 
 #![forbid(unsafe_code)]
 
 pub mod config;
 pub mod dap;
+#[doc(hidden)]
+pub mod fuzzing;
 pub mod http;
 pub mod launch;
 pub mod launch_json;

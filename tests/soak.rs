@@ -279,12 +279,20 @@ fn many_messages_keep_memory_flat() {
         c.request("disconnect", json!({}));
         assert!(c.closed(SOON));
     };
-    session();
-    assert!(sidecar.log.wait_count("connection closed", 1, SOON));
+    // Warm-up: the first tenth of the sessions. Then RSS is recorded after each tenth.
+    let tenth = (sessions / 10).max(1);
+    for _ in 0..tenth {
+        session();
+    }
+    assert!(sidecar.log.wait_count("connection closed", tenth, SOON));
     let (fds0, rss0) = (open_fds(pid), vm_rss(pid));
     let started = Instant::now();
-    for _ in 1..sessions {
+    let mut series = vec![rss0];
+    for i in tenth..sessions {
         session();
+        if (i + 1) % tenth == 0 || i + 1 == sessions {
+            series.push(vm_rss(pid));
+        }
     }
     assert!(sidecar.log.wait_count("connection closed", sessions, SOON));
     let (fds1, rss1) = (open_fds(pid), vm_rss(pid));
@@ -296,6 +304,8 @@ fn many_messages_keep_memory_flat() {
         mib(rss1),
         mib(vm_hwm(pid)),
     );
+    let series: Vec<String> = series.iter().map(|r| format!("{:.2}", mib(*r))).collect();
+    println!("soak: RSS after each tenth, MiB: {}", series.join(" "));
     assert!(
         relayed >= messages as u64,
         "only {relayed} messages relayed"

@@ -240,6 +240,10 @@ pub struct StreamingCodec {
     inner: DapCodec,
     /// Decides from a body's first bytes whether it may pass through.
     rule: fn(&[u8]) -> bool,
+    /// Bodies at least this long are candidates ([`STREAM_ABOVE`]).
+    above: usize,
+    /// How many first bytes `rule` sees ([`STREAM_PEEK`]; at most `above`).
+    peek: usize,
     /// Where the body being received stands.
     state: Streaming,
 }
@@ -258,9 +262,17 @@ enum Streaming {
 impl StreamingCodec {
     /// Wraps `inner`; `rule` sees the first bytes of each large body.
     pub fn new(inner: DapCodec, rule: fn(&[u8]) -> bool) -> Self {
+        Self::with_sizes(inner, rule, STREAM_ABOVE, STREAM_PEEK)
+    }
+
+    /// Like [`StreamingCodec::new`] with other sizes (for tests and fuzzing, which use
+    /// small frames); `peek` is capped at `above`.
+    pub fn with_sizes(inner: DapCodec, rule: fn(&[u8]) -> bool, above: usize, peek: usize) -> Self {
         StreamingCodec {
             inner,
             rule,
+            above: above.max(1),
+            peek: peek.min(above).max(1),
             state: Streaming::Idle,
         }
     }
@@ -280,7 +292,7 @@ impl Decoder for StreamingCodec {
         match self.state {
             Streaming::Passing(left) => {
                 if src.is_empty() {
-                    src.reserve(STREAM_ABOVE);
+                    src.reserve(self.above);
                     return Ok(None);
                 }
                 let n = src.len().min(left);
@@ -301,14 +313,14 @@ impl Decoder for StreamingCodec {
                 let Some(length) = self.inner.body_length(src)? else {
                     return Ok(None);
                 };
-                if length < STREAM_ABOVE {
+                if length < self.above {
                     return Ok(self.inner.decode(src)?.map(Frame::Whole));
                 }
-                if src.len() < STREAM_PEEK {
-                    src.reserve(STREAM_ABOVE);
+                if src.len() < self.peek {
+                    src.reserve(self.above);
                     return Ok(None);
                 }
-                if !(self.rule)(&src[..STREAM_PEEK]) {
+                if !(self.rule)(&src[..self.peek]) {
                     self.state = Streaming::Holding;
                     return self.decode(src);
                 }

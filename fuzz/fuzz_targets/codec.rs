@@ -1,0 +1,4 @@
+//! Framing: see `dap_sidecar::fuzzing::codec` for the invariants.
+#![no_main]
+
+libfuzzer_sys::fuzz_target!(|data: &[u8]| dap_sidecar::fuzzing::codec(data));
