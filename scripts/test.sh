@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
-# Runs every test: Rust unit and integration tests (against real debugpy), then the
-# Node test with Microsoft's DebugClient. Installs what is missing first.
+# Runs every test: Rust unit and integration tests (against real debugpy, including the
+# short soak and the fuzz regression cases), the Node test with Microsoft's DebugClient,
+# then a short fuzzing run and the benchmark's quick mode (figures printed, not
+# asserted). Installs what is missing first.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh
@@ -9,3 +11,5 @@ cargo clippy --all-targets -- -D warnings
 cargo build
 cargo test --all-targets
 bash tests/node/run.sh
+bash scripts/fuzz.sh 30
+bash scripts/bench.sh --quick

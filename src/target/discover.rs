@@ -11,7 +11,8 @@
 //! 2. the adapter's other listening ports are its internal server ports; the processes
 //!    with connections to them are debuggees (the app, and any debugged subprocesses);
 //! 3. the debuggee is the one whose parent is not itself a debuggee. Without readable
-//!    fds it falls back to a command line with `debugpy` and `--listen`.
+//!    fds (or before the app has connected) it falls back to a command line running
+//!    debugpy with `--listen` on the upstream port.
 //!
 //! `target.pid` fixes the debuggee; `target.match` picks it by command-line substring.
 //! Everything here is blocking `/proc` I/O: callers run it on a blocking thread.
@@ -135,6 +136,18 @@ fn is_adapter_for(cmdline: &str, port: u16) -> bool {
         && cmdline.contains(&format!("--port {port}"))
 }
 
+/// Whether a command line runs debugpy with `--listen [HOST:]port` on `port` (other
+/// debugged apps on the same machine listen elsewhere).
+fn debugpy_listens_on(cmdline: &str, port: u16) -> bool {
+    let mut words = cmdline.split_whitespace();
+    cmdline.contains("debugpy")
+        && words.any(|w| w == "--listen")
+        && words
+            .next()
+            .and_then(|address| address.rsplit(':').next()?.parse::<u16>().ok())
+            == Some(port)
+}
+
 /// Of several candidate processes, the one whose parent is not a candidate (the app
 /// rather than its debugged children); the lowest pid breaks ties.
 fn root_of<'a>(candidates: impl IntoIterator<Item = &'a Proc>) -> Option<&'a Proc> {
@@ -186,9 +199,7 @@ pub fn discover(config: &TargetConfig, upstream_port: u16) -> Found {
         (TargetPid::Auto, None) => {
             by_connection(&procs, &table, &listening, adapter, upstream_port).or_else(|| {
                 root_of(procs.iter().filter(|p| {
-                    Some(p.pid) != adapter_pid
-                        && p.cmdline.contains("debugpy")
-                        && p.cmdline.contains("--listen")
+                    Some(p.pid) != adapter_pid && debugpy_listens_on(&p.cmdline, upstream_port)
                 }))
             })
         }
@@ -260,6 +271,19 @@ mod tests {
             redact("python adapter --port 5679 --server-access-token abc --x=1 --auth-token=def"),
             "python adapter --port 5679 --server-access-token <redacted> --x=1 --auth-token=<redacted>"
         );
+    }
+
+    #[test]
+    fn apps_are_recognised_by_the_port_they_listen_on() {
+        let app = "python -m debugpy --listen 127.0.0.1:5679 --wait-for-client main.py";
+        assert!(debugpy_listens_on(app, 5679));
+        assert!(!debugpy_listens_on(app, 5678), "another app's debugpy");
+        assert!(debugpy_listens_on(
+            "python -m debugpy --listen 5679 a.py",
+            5679
+        ));
+        assert!(!debugpy_listens_on("python -m debugpy --listen", 5679));
+        assert!(!debugpy_listens_on("python serve.py --listen 5679", 5679));
     }
 
     #[test]
