@@ -9,7 +9,9 @@ bash scripts/setup.sh
 cargo fmt --check
 cargo clippy --all-targets -- -D warnings
 cargo build
-cargo test --all-targets
+# The soak runs on its own so its figures are printed (the rest is captured).
+cargo test --all-targets -- --skip soak_
+cargo test --test soak -- --nocapture --test-threads 1
 bash tests/node/run.sh
 bash scripts/fuzz.sh 30
 bash scripts/bench.sh --quick

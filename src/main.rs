@@ -194,13 +194,7 @@ fn config_error(errors: &ConfigErrors) -> ExitCode {
 
 fn run(config: Config) -> ExitCode {
     dap_sidecar::server::init_logging(&config);
-    // One thread relays everything (plus tokio's pool for blocking /proc reads): a
-    // sidecar should not take more than a core from the app beside it, and a message
-    // then never waits for a wake-up on another thread (see BENCHMARKS.md).
-    let runtime = match tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-    {
+    let runtime = match tokio::runtime::Runtime::new() {
         Ok(rt) => rt,
         Err(e) => {
             eprintln!("dap-sidecar: cannot start the runtime: {e}");

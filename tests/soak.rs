@@ -24,6 +24,9 @@ const LOCAL_ROOT: &str = "/home/dev/project";
 /// How much RSS may grow between the end of warm-up and the end of a soak.
 const RSS_SLACK: u64 = 1 << 20;
 
+/// How much RSS may grow over the whole many-messages soak after warm-up.
+const RSS_SETTLE: u64 = 4 << 20;
+
 fn env_count(name: &str, default: usize) -> usize {
     std::env::var(name)
         .ok()
@@ -178,7 +181,7 @@ fn churn(sidecar: &Sidecar, kind: usize) {
 }
 
 #[test]
-fn connection_churn_leaks_no_fds_and_keeps_memory_bounded() {
+fn soak_connection_churn_leaks_no_fds_and_keeps_memory_bounded() {
     let sessions = env_count("SOAK_SESSIONS", 2000);
     let upstream = fake_upstream();
     let sidecar = Sidecar::start(&format!("upstream: 127.0.0.1:{upstream}\n"));
@@ -240,10 +243,11 @@ fn messages_relayed(sidecar: &Sidecar) -> u64 {
 
 /// Many messages through long sessions: small round trips, every 100th a 50-frame
 /// stackTrace whose paths are mapped, every 1000th a 256 KiB value dump (passed through).
-/// RSS after the first session and at the end must stay within `RSS_SLACK`.
+/// RSS over the second half must stay within `RSS_SLACK`, over the whole run after
+/// warm-up within `RSS_SETTLE`.
 /// `SOAK_MESSAGES` sets the count (CI runs the default).
 #[test]
-fn many_messages_keep_memory_flat() {
+fn soak_many_messages_keep_memory_flat() {
     let messages = env_count("SOAK_MESSAGES", 40_000);
     let per_session = 2_000; // round trips, so 4,000 messages
     let sessions = (messages / (2 * per_session)).max(2);
@@ -304,14 +308,23 @@ fn many_messages_keep_memory_flat() {
         mib(rss1),
         mib(vm_hwm(pid)),
     );
-    let series: Vec<String> = series.iter().map(|r| format!("{:.2}", mib(*r))).collect();
-    println!("soak: RSS after each tenth, MiB: {}", series.join(" "));
+    let shown: Vec<String> = series.iter().map(|r| format!("{:.2}", mib(*r))).collect();
+    println!("soak: RSS after each tenth, MiB: {}", shown.join(" "));
+    // Flat: over the second half of the run RSS stays within RSS_SLACK (a leak per
+    // message or session would show there). Bounded: the whole run after warm-up stays
+    // within RSS_SETTLE; the allocator's heap settles during the first third, by 0.2 to
+    // 2 MiB depending on the run (see BENCHMARKS.md).
+    let half = series[series.len() / 2];
+    assert!(
+        rss1 <= half + RSS_SLACK,
+        "RSS grew in the second half: {half} -> {rss1}"
+    );
     assert!(
         relayed >= messages as u64,
         "only {relayed} messages relayed"
     );
     assert!(fds1 <= fds0, "fd leak: {fds0} -> {fds1}");
-    assert!(rss1 <= rss0 + RSS_SLACK, "RSS grew from {rss0} to {rss1}");
+    assert!(rss1 <= rss0 + RSS_SETTLE, "RSS grew from {rss0} to {rss1}");
 }
 
 fn vm_hwm(pid: u32) -> u64 {
