@@ -34,7 +34,7 @@ const PATHLESS_RESPONSES: &[&str] = &[
 ];
 
 /// Whether a message from debugpy, judged by its first bytes, needs no rewriting: a
-/// successful response to a [`PATHLESS_RESPONSES`] command whose envelope comes before
+/// successful response to a `PATHLESS_RESPONSES` command whose envelope comes before
 /// its body (as debugpy writes it). Used to stream large `variables` dumps.
 pub fn passes_untouched(prefix: &[u8]) -> bool {
     let peek = Peek::of(prefix);
