@@ -64,6 +64,12 @@ pub struct HttpConfig {
     pub host: IpAddr,
     /// Port to bind; 0 picks a free port.
     pub port: u16,
+    /// Most HTTP connections open at once; a new one beyond it sheds the oldest.
+    pub max_connections: usize,
+    /// How long a client has to send a complete request header.
+    pub header_timeout: Duration,
+    /// How long one request may take to be answered.
+    pub request_timeout: Duration,
 }
 
 /// `auth.*`, with `token_file` already read.
@@ -73,8 +79,11 @@ pub struct AuthConfig {
     pub token: Option<String>,
     /// Without a token, accept clients connecting from a loopback address.
     pub allow_loopback_without_token: bool,
-    /// Client address allowlist; empty means any address.
+    /// Client address allowlist; empty means any address. Applied at accept.
     pub allow: Vec<IpNet>,
+    /// Relay even when debugpy itself listens on a non-loopback address, where anyone
+    /// who reaches it bypasses the token.
+    pub allow_exposed_upstream: bool,
 }
 
 impl fmt::Debug for AuthConfig {
@@ -86,6 +95,7 @@ impl fmt::Debug for AuthConfig {
                 &self.allow_loopback_without_token,
             )
             .field("allow", &self.allow)
+            .field("allow_exposed_upstream", &self.allow_exposed_upstream)
             .finish()
     }
 }
@@ -155,12 +165,21 @@ pub struct LogConfig {
 pub struct Limits {
     /// Largest accepted DAP header block, in bytes.
     pub max_header_bytes: usize,
-    /// Largest accepted DAP message body, in bytes.
+    /// Largest accepted DAP message body, in bytes, once authenticated.
     pub max_body_bytes: usize,
-    /// Most DAP connections open at once; more wait in the kernel's backlog.
+    /// Largest accepted DAP message body before `attach` succeeded.
+    pub max_handshake_bytes: usize,
+    /// Most authenticated DAP sessions open at once.
     pub max_connections: usize,
-    /// How long a client has to send a valid `attach` after connecting.
+    /// Most connections that have not authenticated yet; a new one beyond it sheds the
+    /// oldest.
+    pub max_unauthenticated: usize,
+    /// The listen backlog of the DAP and HTTP sockets.
+    pub listen_backlog: u32,
+    /// How long a client has, from connecting, to complete a valid `attach`.
     pub auth_timeout: Duration,
+    /// How long a refused `attach` waits before its answer.
+    pub auth_failure_delay: Duration,
     /// How long a started frame may take to arrive completely.
     pub frame_timeout: Duration,
 }
@@ -177,11 +196,15 @@ impl Default for Config {
             http: HttpConfig {
                 host: IpAddr::from([0, 0, 0, 0]),
                 port: 5680,
+                max_connections: 128,
+                header_timeout: Duration::from_secs(5),
+                request_timeout: Duration::from_secs(10),
             },
             auth: AuthConfig {
                 token: None,
                 allow_loopback_without_token: true,
                 allow: Vec::new(),
+                allow_exposed_upstream: false,
             },
             target: TargetConfig {
                 pid: TargetPid::Auto,
@@ -201,8 +224,12 @@ impl Default for Config {
             limits: Limits {
                 max_header_bytes: 4096,
                 max_body_bytes: 64 * 1024 * 1024,
+                max_handshake_bytes: 64 * 1024,
                 max_connections: 32,
-                auth_timeout: Duration::from_secs(30),
+                max_unauthenticated: 64,
+                listen_backlog: 1024,
+                auth_timeout: Duration::from_secs(10),
+                auth_failure_delay: Duration::from_secs(1),
                 frame_timeout: Duration::from_secs(30),
             },
         }
@@ -428,7 +455,16 @@ const TOP_KEYS: &[&str] = &[
     "limits",
 ];
 const SECTIONS: &[(&str, &[&str])] = &[
-    ("http", &["host", "port"]),
+    (
+        "http",
+        &[
+            "host",
+            "port",
+            "max_connections",
+            "header_timeout",
+            "request_timeout",
+        ],
+    ),
     (
         "auth",
         &[
@@ -436,6 +472,7 @@ const SECTIONS: &[(&str, &[&str])] = &[
             "token_file",
             "allow_loopback_without_token",
             "allow",
+            "allow_exposed_upstream",
         ],
     ),
     ("target", &["pid", "match", "sample_interval"]),
@@ -449,8 +486,12 @@ const SECTIONS: &[(&str, &[&str])] = &[
         &[
             "max_header_bytes",
             "max_body_bytes",
+            "max_handshake_bytes",
             "max_connections",
+            "max_unauthenticated",
+            "listen_backlog",
             "auth_timeout",
+            "auth_failure_delay",
             "frame_timeout",
         ],
     ),
@@ -483,6 +524,21 @@ impl Reader<'_> {
             http: HttpConfig {
                 host: self.get("http.host", d.http.host, ip),
                 port: self.get("http.port", d.http.port, port),
+                max_connections: self.get(
+                    "http.max_connections",
+                    d.http.max_connections,
+                    positive_count,
+                ),
+                header_timeout: self.get(
+                    "http.header_timeout",
+                    d.http.header_timeout,
+                    positive_duration,
+                ),
+                request_timeout: self.get(
+                    "http.request_timeout",
+                    d.http.request_timeout,
+                    positive_duration,
+                ),
             },
             auth: AuthConfig {
                 token,
@@ -492,6 +548,11 @@ impl Reader<'_> {
                     boolean,
                 ),
                 allow: self.list("auth.allow", cidr),
+                allow_exposed_upstream: self.get(
+                    "auth.allow_exposed_upstream",
+                    d.auth.allow_exposed_upstream,
+                    boolean,
+                ),
             },
             target: TargetConfig {
                 pid: self.get("target.pid", d.target.pid, target_pid),
@@ -523,15 +584,31 @@ impl Reader<'_> {
                     d.limits.max_body_bytes,
                     positive_size,
                 ),
+                max_handshake_bytes: self.get(
+                    "limits.max_handshake_bytes",
+                    d.limits.max_handshake_bytes,
+                    positive_size,
+                ),
                 max_connections: self.get(
                     "limits.max_connections",
                     d.limits.max_connections,
                     positive_count,
                 ),
+                max_unauthenticated: self.get(
+                    "limits.max_unauthenticated",
+                    d.limits.max_unauthenticated,
+                    positive_count,
+                ),
+                listen_backlog: self.get("limits.listen_backlog", d.limits.listen_backlog, backlog),
                 auth_timeout: self.get(
                     "limits.auth_timeout",
                     d.limits.auth_timeout,
                     positive_duration,
+                ),
+                auth_failure_delay: self.get(
+                    "limits.auth_failure_delay",
+                    d.limits.auth_failure_delay,
+                    duration,
                 ),
                 frame_timeout: self.get(
                     "limits.frame_timeout",
@@ -707,6 +784,13 @@ impl Reader<'_> {
                     if token.is_empty() {
                         self.problem("auth.token_file", Some(path), "the file is empty".into());
                         None
+                    } else if let Err(message) = token_strength(&token) {
+                        self.problem(
+                            "auth.token_file",
+                            Some(path),
+                            format!("the token in this file {message}"),
+                        );
+                        None
                     } else {
                         Some(token)
                     }
@@ -788,10 +872,30 @@ fn non_empty_text(value: &Value) -> Result<String, String> {
 
 fn text_secret(value: &Value) -> Result<String, String> {
     let s = non_empty_text(value)?;
-    if s.len() < 16 {
-        Err("must be at least 16 characters (e.g. `openssl rand -hex 24`)".into())
+    token_strength(&s)?;
+    Ok(s)
+}
+
+/// Fewest characters a token may have.
+pub const TOKEN_MIN_LENGTH: usize = 16;
+/// Fewest different characters a token may have.
+pub const TOKEN_MIN_DISTINCT: usize = 8;
+
+/// The rule a token must meet: at least [`TOKEN_MIN_LENGTH`] characters, of which at
+/// least [`TOKEN_MIN_DISTINCT`] different ones (so `aaaaaaaaaaaaaaaa` or `abababab...`
+/// are refused; any random token of that length passes).
+pub fn token_strength(token: &str) -> Result<(), String> {
+    let length = token.chars().count();
+    let distinct = token
+        .chars()
+        .collect::<std::collections::HashSet<_>>()
+        .len();
+    if length < TOKEN_MIN_LENGTH || distinct < TOKEN_MIN_DISTINCT {
+        Err(format!(
+            "must be at least {TOKEN_MIN_LENGTH} characters with at least {TOKEN_MIN_DISTINCT} different ones (this one has {length} characters, {distinct} different); generate one with `openssl rand -hex 24`"
+        ))
     } else {
-        Ok(s)
+        Ok(())
     }
 }
 
@@ -834,6 +938,13 @@ fn positive_count(value: &Value) -> Result<usize, String> {
         .and_then(|n| usize::try_from(n).ok())
         .filter(|n| *n > 0)
         .ok_or_else(|| "must be a whole number greater than 0".into())
+}
+
+fn backlog(value: &Value) -> Result<u32, String> {
+    unsigned(value)
+        .and_then(|n| u32::try_from(n).ok())
+        .filter(|n| (1..=65535).contains(n))
+        .ok_or_else(|| "must be a whole number from 1 to 65535".into())
 }
 
 fn ip(value: &Value) -> Result<IpAddr, String> {

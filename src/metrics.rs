@@ -46,6 +46,21 @@ pub struct Metrics {
     /// `messages_passed_through_total`: large path-free responses relayed as they
     /// arrived instead of being held whole.
     pub messages_passed_through_total: IntCounter,
+    /// `connections_unauthenticated`: DAP connections open now that have not
+    /// authenticated yet.
+    pub connections_unauthenticated: IntGauge,
+    /// `connections_shed_total{listener}`: connections closed to make room for newer
+    /// ones (`dap`: unauthenticated ones; `http`).
+    pub connections_shed_total: IntCounterVec,
+    /// `upstream_exposed`: 1 while debugpy (the upstream port, or another listening
+    /// socket of its adapter) listens on a non-loopback address, reachable without the
+    /// sidecar's token.
+    pub upstream_exposed: IntGauge,
+    /// `upstream_bypass_connections`: connections to debugpy's client port now that did
+    /// not come through the sidecar.
+    pub upstream_bypass_connections: IntGauge,
+    /// `upstream_bypass_connections_total`: such connections seen since start.
+    pub upstream_bypass_connections_total: IntCounter,
     /// The sidecar's own `process_*` metrics (unprefixed, as Prometheus expects).
     process: Registry,
 }
@@ -116,6 +131,37 @@ impl Metrics {
             "Large path-free responses from debugpy relayed as they arrived, not held whole",
         )?;
         registry.register(Box::new(messages_passed_through_total.clone()))?;
+        let connections_unauthenticated = IntGauge::new(
+            "connections_unauthenticated",
+            "DAP connections open now that have not authenticated yet",
+        )?;
+        let connections_shed_total = IntCounterVec::new(
+            Opts::new(
+                "connections_shed_total",
+                "Connections closed to make room for newer ones (dap: unauthenticated; http)",
+            ),
+            &["listener"],
+        )?;
+        let upstream_exposed = IntGauge::new(
+            "upstream_exposed",
+            "1 while debugpy listens on a non-loopback address, reachable without the token",
+        )?;
+        let upstream_bypass_connections = IntGauge::new(
+            "upstream_bypass_connections",
+            "Connections to debugpy's client port now that did not come through the sidecar",
+        )?;
+        let upstream_bypass_connections_total = IntCounter::new(
+            "upstream_bypass_connections_total",
+            "Connections to debugpy's client port seen that did not come through the sidecar",
+        )?;
+        registry.register(Box::new(connections_unauthenticated.clone()))?;
+        registry.register(Box::new(connections_shed_total.clone()))?;
+        registry.register(Box::new(upstream_exposed.clone()))?;
+        registry.register(Box::new(upstream_bypass_connections.clone()))?;
+        registry.register(Box::new(upstream_bypass_connections_total.clone()))?;
+        for listener in ["dap", "http"] {
+            connections_shed_total.with_label_values(&[listener]);
+        }
         for c in [&target_up, &upstream_up] {
             registry.register(Box::new(c.clone()))?;
         }
@@ -147,6 +193,11 @@ impl Metrics {
             growth_since_attach,
             memory_limit_exceeded_total,
             messages_passed_through_total,
+            connections_unauthenticated,
+            connections_shed_total,
+            upstream_exposed,
+            upstream_bypass_connections,
+            upstream_bypass_connections_total,
             process,
         })
     }

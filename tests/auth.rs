@@ -69,11 +69,13 @@ fn addresses_outside_the_allowlist_are_refused() {
         &app,
         &format!("  token: {TOKEN}\n  allow: [10.99.0.0/16]\n"),
     ));
-    let message = refused(
-        &mut DapClient::connect(sidecar.addr),
-        json!({"token": TOKEN}),
-    );
-    assert!(message.contains("127.0.0.1 are not allowed"), "{message}");
+    // Refused at accept: one `output` event says why, then the connection closes
+    // before the client can send anything.
+    let mut client = DapClient::connect(sidecar.addr);
+    let told = client.output(SOON, |text| text.contains("127.0.0.1 are not allowed"));
+    assert!(told.is_some(), "no refusal message");
+    assert!(client.closed(SOON), "a disallowed connection stays open");
+    assert!(sidecar.log.wait("not_allowed", SOON).is_some());
     assert_eq!(app.client_connections(), 0);
 
     let sidecar = Sidecar::start(&config(

@@ -87,7 +87,7 @@ impl Relay {
             }
             Mode::Sidecar => {
                 let sidecar = Sidecar::start(&format!(
-                    "upstream: 127.0.0.1:{upstream}\nauth:\n  token: {TOKEN}\nlimits:\n  max_connections: 1024\npath_mappings:\n  - local_root: '{local_root}'\n    remote_root: '{}'\n",
+                    "upstream: 127.0.0.1:{upstream}\nauth:\n  token: {TOKEN}\nlimits:\n  max_connections: 1024\n  max_unauthenticated: 1024\npath_mappings:\n  - local_root: '{local_root}'\n    remote_root: '{}'\n",
                     remote_root.display()
                 ));
                 Relay {

@@ -67,6 +67,12 @@ impl DapCodec {
         }
     }
 
+    /// Changes the body cap for frames whose header has not been read yet (the sidecar
+    /// raises it once a client has authenticated).
+    pub fn set_max_body(&mut self, max_body_bytes: usize) {
+        self.max_body_bytes = max_body_bytes;
+    }
+
     /// When the frame now being received started, if one is incomplete (for slow-frame
     /// timeouts: a client that starts a frame must finish it).
     pub fn frame_started(&self) -> Option<Instant> {

@@ -8,6 +8,8 @@
 use std::net::IpAddr;
 
 use ipnet::IpNet;
+use serde::de::{self, DeserializeSeed, IgnoredAny, MapAccess, Visitor};
+use serde_json::value::RawValue;
 use subtle::ConstantTimeEq;
 
 use crate::config::AuthConfig;
@@ -35,6 +37,11 @@ pub enum Refusal {
         "dap-sidecar: no token is configured, so only local (loopback) clients may attach, and {0} is not one. Configure auth.token or auth.token_file on the sidecar and put the token in your launch.json."
     )]
     NoTokenConfigured(IpAddr),
+    /// Every session slot is taken.
+    #[error(
+        "dap-sidecar: {0} debugging sessions are open already, the most limits.max_connections allows. End one, or ask the operator to raise the limit."
+    )]
+    TooManySessions(usize),
 }
 
 impl Refusal {
@@ -45,6 +52,7 @@ impl Refusal {
             Refusal::MissingToken => "missing_token",
             Refusal::WrongToken => "wrong_token",
             Refusal::NoTokenConfigured(_) => "no_token_configured",
+            Refusal::TooManySessions(_) => "too_many_sessions",
         }
     }
 }
@@ -104,6 +112,115 @@ impl Auth {
     }
 }
 
+/// The `token` an `attach` request presents (`arguments.token`), read without building
+/// a tree of the message: everything else is skipped as it is read, so checking a
+/// token costs no more memory than the token. A string token is unescaped; any other
+/// JSON value is presented as its text (so it can only be wrong). When a key appears
+/// twice, the last one counts, as it does for the forwarded message.
+pub fn presented_token(body: &[u8]) -> Result<Option<String>, serde_json::Error> {
+    let mut de = serde_json::Deserializer::from_slice(body);
+    let token = TopSeed.deserialize(&mut de)?;
+    de.end()?;
+    Ok(token)
+}
+
+/// Reads the top-level object, keeping `arguments.token`.
+struct TopSeed;
+
+impl<'de> DeserializeSeed<'de> for TopSeed {
+    type Value = Option<String>;
+
+    fn deserialize<D: de::Deserializer<'de>>(self, d: D) -> Result<Self::Value, D::Error> {
+        d.deserialize_map(self)
+    }
+}
+
+impl<'de> Visitor<'de> for TopSeed {
+    type Value = Option<String>;
+
+    fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+        f.write_str("a DAP message")
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
+        let mut token = None;
+        while let Some(key) = map.next_key::<std::borrow::Cow<'de, str>>()? {
+            if key == "arguments" {
+                token = map.next_value_seed(ArgumentsSeed)?;
+            } else {
+                map.next_value::<IgnoredAny>()?;
+            }
+        }
+        Ok(token)
+    }
+}
+
+/// Reads `arguments`, keeping `token`.
+struct ArgumentsSeed;
+
+impl<'de> DeserializeSeed<'de> for ArgumentsSeed {
+    type Value = Option<String>;
+
+    fn deserialize<D: de::Deserializer<'de>>(self, d: D) -> Result<Self::Value, D::Error> {
+        d.deserialize_any(self)
+    }
+}
+
+impl<'de> Visitor<'de> for ArgumentsSeed {
+    type Value = Option<String>;
+
+    fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+        f.write_str("attach arguments")
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
+        let mut token = None;
+        while let Some(key) = map.next_key::<std::borrow::Cow<'de, str>>()? {
+            if key == "token" {
+                let raw: &'de RawValue = map.next_value()?;
+                token = Some(if raw.get().starts_with('"') {
+                    serde_json::from_str::<String>(raw.get()).map_err(de::Error::custom)?
+                } else {
+                    raw.get().to_owned()
+                });
+            } else {
+                map.next_value::<IgnoredAny>()?;
+            }
+        }
+        Ok(token)
+    }
+
+    // `arguments` that is not an object carries no token.
+    fn visit_seq<A: de::SeqAccess<'de>>(self, mut seq: A) -> Result<Self::Value, A::Error> {
+        while seq.next_element::<IgnoredAny>()?.is_some() {}
+        Ok(None)
+    }
+
+    fn visit_str<E: de::Error>(self, _: &str) -> Result<Self::Value, E> {
+        Ok(None)
+    }
+
+    fn visit_bool<E: de::Error>(self, _: bool) -> Result<Self::Value, E> {
+        Ok(None)
+    }
+
+    fn visit_i64<E: de::Error>(self, _: i64) -> Result<Self::Value, E> {
+        Ok(None)
+    }
+
+    fn visit_u64<E: de::Error>(self, _: u64) -> Result<Self::Value, E> {
+        Ok(None)
+    }
+
+    fn visit_f64<E: de::Error>(self, _: f64) -> Result<Self::Value, E> {
+        Ok(None)
+    }
+
+    fn visit_unit<E: de::Error>(self) -> Result<Self::Value, E> {
+        Ok(None)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -113,6 +230,7 @@ mod tests {
             token: token.map(str::to_owned),
             allow_loopback_without_token: loopback,
             allow: allow.iter().map(|s| s.parse().unwrap()).collect(),
+            allow_exposed_upstream: false,
         })
     }
 
@@ -174,6 +292,34 @@ mod tests {
         ] {
             assert!(!r.to_string().contains("sekrit"));
             assert!(r.to_string().starts_with("dap-sidecar:"));
+        }
+    }
+
+    #[test]
+    fn the_token_is_found_without_a_tree() {
+        let t = |json: &str| presented_token(json.as_bytes());
+        let attach = r#"{"seq":2,"type":"request","command":"attach","arguments":{"connect":{"host":"h","port":1},"pathMappings":[{"localRoot":"/a","remoteRoot":"/b"}],"token":"s\u0065krit","x":[1,{"token":"inner"}]}}"#;
+        assert_eq!(t(attach).unwrap().as_deref(), Some("sekrit"));
+        assert_eq!(
+            t(r#"{"arguments":{"token":12345}}"#).unwrap().as_deref(),
+            Some("12345")
+        );
+        assert_eq!(t(r#"{"arguments":{"x":{"token":"no"}}}"#).unwrap(), None);
+        assert_eq!(t(r#"{"token":"top","arguments":[]}"#).unwrap(), None);
+        assert_eq!(
+            t(r#"{"arguments":{"token":"a"},"arguments":{"token":"b"}}"#)
+                .unwrap()
+                .as_deref(),
+            Some("b"),
+            "the last key counts, as in the forwarded message"
+        );
+        for bad in [
+            r#"{"arguments":{"token":"a"}"#,
+            "[]",
+            r#"{"a":1} x"#,
+            "\u{ff}",
+        ] {
+            assert!(t(bad).is_err(), "{bad}");
         }
     }
 }

@@ -1,26 +1,40 @@
 //! Accepts DAP connections and runs a [`Session`] for each.
 //!
-//! A semaphore caps concurrent connections (`limits.max_connections`): when it is
-//! exhausted the loop stops accepting and further clients wait in the kernel's backlog.
+//! Accepting never waits for anything: the kernel's backlog (`limits.listen_backlog`)
+//! only holds connections for the moment between two accepts. Each accepted connection
+//! is first checked against `auth.allow` (refused ones are told why in one `output`
+//! event, written without waiting, and closed), then takes a place among the
+//! unauthenticated connections, shedding the oldest one when they are all taken (see
+//! [`super::admission`]). Authenticated sessions have their own budget, so no flood of
+//! unauthenticated connections can lock a developer out.
+//!
 //! On shutdown the loop stops accepting, sessions end themselves (disconnecting upstream
-//! so the app resumes) and [`Listener::run`] returns once they have, or after a grace period.
+//! so the app resumes) and [`Listener::run`] returns once they have, or after a grace
+//! period.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
-use tokio::net::TcpListener;
-use tokio::sync::Semaphore;
+use tokio::net::{TcpListener, TcpSocket, TcpStream};
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
-use tracing::{error, info, warn};
+use tracing::{debug, info, warn};
 
+use crate::dap::codec::DapCodec;
+use crate::dap::message;
 use crate::proxy::Shared;
+use crate::proxy::auth::Refusal;
 use crate::proxy::session::Session;
+use crate::throttled;
 
 /// How long sessions get to end cleanly after a shutdown signal.
 const DRAIN_GRACE: Duration = Duration::from_secs(8);
+
+/// How long the accept loop pauses after an accept error (EMFILE and friends), so it
+/// does not spin.
+const ACCEPT_ERROR_PAUSE: Duration = Duration::from_millis(100);
 
 /// The bound DAP listener.
 pub struct Listener {
@@ -28,21 +42,26 @@ pub struct Listener {
     listener: TcpListener,
     /// State shared with sessions.
     shared: Arc<Shared>,
-    /// One permit per open connection.
-    limit: Arc<Semaphore>,
+}
+
+/// Binds `addr` with the given listen backlog (and `SO_REUSEADDR`, as std does).
+pub fn bind_with_backlog(addr: SocketAddr, backlog: u32) -> std::io::Result<TcpListener> {
+    let socket = if addr.is_ipv4() {
+        TcpSocket::new_v4()?
+    } else {
+        TcpSocket::new_v6()?
+    };
+    socket.set_reuseaddr(true)?;
+    socket.bind(addr)?;
+    socket.listen(backlog)
 }
 
 impl Listener {
     /// Binds `config.host:config.port`.
     pub async fn bind(shared: Arc<Shared>) -> std::io::Result<Listener> {
         let addr = SocketAddr::new(shared.config.host, shared.config.port);
-        let listener = TcpListener::bind(addr).await?;
-        let limit = Arc::new(Semaphore::new(shared.config.limits.max_connections));
-        Ok(Listener {
-            listener,
-            shared,
-            limit,
-        })
+        let listener = bind_with_backlog(addr, shared.config.limits.listen_backlog)?;
+        Ok(Listener { listener, shared })
     }
 
     /// The address actually bound (useful with port 0).
@@ -56,13 +75,6 @@ impl Listener {
         let mut sessions = JoinSet::new();
         self.shared.listener_running.store(true, Ordering::Relaxed);
         loop {
-            let permit = tokio::select! {
-                permit = self.limit.clone().acquire_owned() => match permit {
-                    Ok(permit) => permit,
-                    Err(_) => break, // the semaphore is never closed
-                },
-                _ = shutdown.cancelled() => break,
-            };
             let accepted = tokio::select! {
                 accepted = self.listener.accept() => accepted,
                 _ = shutdown.cancelled() => break,
@@ -72,25 +84,49 @@ impl Listener {
             let (stream, peer) = match accepted {
                 Ok(pair) => pair,
                 Err(e) => {
-                    // EMFILE and friends: keep serving the sessions we have.
-                    error!(error = %e, "accept failed");
-                    tokio::time::sleep(Duration::from_millis(100)).await;
+                    throttled!(
+                        self.shared.log_throttle,
+                        "accept_failed",
+                        warn!(error = %e, "accept failed")
+                    );
+                    tokio::time::sleep(ACCEPT_ERROR_PAUSE).await;
                     continue;
                 }
             };
+            if let Err(refusal) = self.shared.auth.check_address(peer.ip()) {
+                self.refuse_address(&stream, peer, &refusal);
+                continue;
+            }
             let _ = stream.set_nodelay(true);
+            let (place, shed) = self.shared.admission.unauthenticated.admit();
+            if shed {
+                self.shared
+                    .metrics
+                    .connections_shed_total
+                    .with_label_values(&["dap"])
+                    .inc();
+            }
+            self.shared.update_unauthenticated();
             let id = next_id.fetch_add(1, Ordering::Relaxed);
             let shared = self.shared.clone();
             let token = shutdown.clone();
-            info!(%peer, id, "client connected");
+            debug!(%peer, id, "client connected");
             sessions.spawn(async move {
                 shared.open(id, peer);
                 let outcome = Session::new(id, peer, shared.clone(), stream)
-                    .run(token)
+                    .run(place, token)
                     .await;
                 shared.close(id, outcome.label());
-                info!(%peer, id, outcome = outcome.label(), "connection closed");
-                drop(permit);
+                shared.update_unauthenticated();
+                if outcome.unauthenticated() {
+                    throttled!(
+                        shared.log_throttle,
+                        "unauthenticated_closed",
+                        info!(%peer, id, outcome = outcome.label(), "connection closed")
+                    );
+                } else {
+                    info!(%peer, id, outcome = outcome.label(), "connection closed");
+                }
             });
         }
         info!(
@@ -104,6 +140,29 @@ impl Listener {
         if drained.is_err() {
             warn!("some sessions did not end in time; aborting them");
             sessions.abort_all();
+        }
+    }
+
+    /// A client outside `auth.allow`: counted, logged within the throttle, told why in
+    /// one `output` event if its socket takes it without waiting, and closed.
+    fn refuse_address(&self, stream: &TcpStream, peer: SocketAddr, refusal: &Refusal) {
+        self.shared.count_auth_failure(refusal.reason());
+        self.shared
+            .metrics
+            .sessions_total
+            .with_label_values(&["refused"])
+            .inc();
+        throttled!(
+            self.shared.log_throttle,
+            "not_allowed",
+            warn!(%peer, reason = refusal.reason(), "connection refused")
+        );
+        let event = message::console(0, &refusal.to_string());
+        let mut frame = bytes::BytesMut::new();
+        let mut codec = DapCodec::new(0, 0);
+        if tokio_util::codec::Encoder::encode(&mut codec, event.bytes().clone(), &mut frame).is_ok()
+        {
+            let _ = stream.try_write(&frame);
         }
     }
 }

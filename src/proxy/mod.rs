@@ -4,13 +4,21 @@
 //! - [`listener`]: binds the port, limits concurrent connections, spawns sessions,
 //!   drains them on shutdown.
 //! - [`session`]: one connection's life (handshake, connect, relay, clean end).
+//! - [`admission`]: separate budgets for unauthenticated connections (oldest shed
+//!   first) and sessions.
+//! - [`handshake`]: the phase before authentication: bounded in bytes, messages and
+//!   time; nothing reaches debugpy.
 //! - [`auth`]: allowlist, token and loopback rule.
+//! - [`throttle`]: bounded logging of what unauthenticated clients cause.
 //! - [`rewrite`]: which message fields carry paths, both ways.
 
+pub mod admission;
 pub mod auth;
+pub mod handshake;
 pub mod listener;
 pub mod rewrite;
 pub mod session;
+pub mod throttle;
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -22,7 +30,9 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use crate::config::Config;
 use crate::metrics::Metrics;
 use crate::target::monitor::Monitor;
+use admission::Admission;
 use auth::Auth;
+use throttle::LogThrottle;
 
 /// What the registry knows about one open connection.
 #[derive(Clone, Debug)]
@@ -45,6 +55,10 @@ pub struct Shared {
     pub auth: Auth,
     /// Metrics.
     pub metrics: Metrics,
+    /// The budgets for unauthenticated connections and sessions.
+    pub admission: Admission,
+    /// Bounds the log lines unauthenticated clients can cause.
+    pub log_throttle: LogThrottle,
     /// The app's memory, sampled.
     pub monitor: Monitor,
     /// Readiness, part 1: the DAP listener is bound (part 2, the upstream listening, is
@@ -67,6 +81,11 @@ impl Shared {
     pub fn new(config: Config) -> Result<Shared, prometheus::Error> {
         Ok(Shared {
             auth: Auth::new(&config.auth),
+            admission: Admission::new(
+                config.limits.max_unauthenticated,
+                config.limits.max_connections,
+            ),
+            log_throttle: LogThrottle::default(),
             config,
             metrics: Metrics::new()?,
             monitor: Monitor::default(),
@@ -173,6 +192,14 @@ impl Shared {
     /// A snapshot of the open connections.
     pub fn sessions(&self) -> Vec<SessionInfo> {
         self.with_sessions(|s| s.values().cloned().collect())
+    }
+
+    /// Publishes how many connections have not authenticated yet.
+    pub fn update_unauthenticated(&self) {
+        let open = self.admission.unauthenticated.len();
+        self.metrics
+            .connections_unauthenticated
+            .set(i64::try_from(open).unwrap_or(i64::MAX));
     }
 
     /// Counts a refused client.

@@ -1,7 +1,9 @@
 //! One client connection, from accept to close.
 //!
-//! 1. **Handshake** (nothing reaches debugpy): the sidecar answers `initialize` itself and
-//!    waits for `attach`, which it authenticates (allowlist, token, loopback rule).
+//! 1. **Handshake** ([`super::handshake`], nothing reaches debugpy): the sidecar answers
+//!    `initialize` itself and waits for `attach`, which it authenticates, within small
+//!    budgets of bytes, messages and time. Then the client needs one of the
+//!    `limits.max_connections` session slots.
 //! 2. **Connect**: only then it connects to the upstream, retrying with backoff for
 //!    `upstream_timeout` and telling the client through `output` events.
 //! 3. **Upstream handshake**: the client's own `initialize` is forwarded; if debugpy's
@@ -25,12 +27,15 @@ use tokio_util::codec::Framed;
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, info, warn};
 
-use crate::config::{DEFAULT_REMOTE_ROOT, OnLimit};
+use crate::config::OnLimit;
 use crate::dap::codec::{CodecError, DapCodec, Frame, StreamingCodec};
 use crate::dap::message::{self, Kind, Message};
 use crate::paths::PathMapper;
 use crate::proxy::Shared;
-use crate::proxy::rewrite::{self, arguments, take_argument};
+use crate::proxy::admission::Place;
+use crate::proxy::auth::Refusal;
+use crate::proxy::handshake::{Attach, HandBack, default_capabilities};
+use crate::proxy::rewrite::{self, arguments};
 
 /// How a session ended; the label of `sessions_total{outcome}`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -51,6 +56,8 @@ pub enum Outcome {
     Abandoned,
     /// The app grew past `memory.max_growth_while_attached` with `on_limit: detach`.
     MemoryLimit,
+    /// Closed before authenticating, to make room for a newer connection.
+    Shed,
 }
 
 impl Outcome {
@@ -65,7 +72,14 @@ impl Outcome {
             Outcome::UpstreamUnavailable => "upstream_unavailable",
             Outcome::Abandoned => "abandoned",
             Outcome::MemoryLimit => "memory_limit",
+            Outcome::Shed => "shed",
         }
+    }
+
+    /// Whether the connection ended before it authenticated (these are what an
+    /// unauthenticated client can cause at will, so their log lines are throttled).
+    pub fn unauthenticated(self) -> bool {
+        matches!(self, Outcome::Refused | Outcome::Abandoned | Outcome::Shed)
     }
 }
 
@@ -78,9 +92,6 @@ type Upstream = Framed<TcpStream, StreamingCodec>;
 /// client that vanished.
 const DISCONNECT_GRACE: Duration = Duration::from_secs(5);
 
-/// How long a client whose attach failed may take to say `disconnect`.
-const LINGER: Duration = Duration::from_secs(5);
-
 /// Commands whose success means the debuggee runs again.
 const RESUMING: &[&str] = &[
     "continue",
@@ -92,90 +103,36 @@ const RESUMING: &[&str] = &[
     "goto",
 ];
 
-/// The capabilities announced before debugpy is reached: debugpy 1.8's, so that the
-/// `capabilities` event is only needed when the upstream really differs.
-fn default_capabilities() -> Value {
-    json!({
-        "supportsCompletionsRequest": true,
-        "supportsConditionalBreakpoints": true,
-        "supportsConfigurationDoneRequest": true,
-        "supportsDebuggerProperties": true,
-        "supportsDelayedStackTraceLoading": true,
-        "supportsEvaluateForHovers": true,
-        "supportsExceptionInfoRequest": true,
-        "supportsExceptionOptions": true,
-        "supportsFunctionBreakpoints": true,
-        "supportsHitConditionalBreakpoints": true,
-        "supportsLogPoints": true,
-        "supportsModulesRequest": true,
-        "supportsSetExpression": true,
-        "supportsSetVariable": true,
-        "supportsValueFormattingOptions": true,
-        "supportsTerminateDebuggee": true,
-        "supportsTerminateRequest": true,
-        "supportsGotoTargetsRequest": true,
-        "supportsClipboardContext": true,
-        "exceptionBreakpointFilters": [
-            {"filter": "raised", "label": "Raised Exceptions", "default": false,
-             "description": "Break whenever any exception is raised."},
-            {"filter": "uncaught", "label": "Uncaught Exceptions", "default": true,
-             "description": "Break when the process is exiting due to unhandled exception."},
-            {"filter": "userUnhandled", "label": "User Uncaught Exceptions", "default": false,
-             "description": "Break when exception escapes into library code."}
-        ],
-        "supportsStepInTargetsRequest": true
-    })
-}
-
-/// What the handshake learned from an authenticated client.
-struct Attach {
-    /// The client's `initialize`, to forward upstream.
-    initialize: Option<Message>,
-    /// The `attach` with `token` and `pathMappings` removed.
-    attach: Message,
-    /// What to hand back in subprocess configurations.
-    handed_back: HandBack,
-}
-
-/// The client's own attach values that the sidecar removed or rewrote. debugpy builds a
-/// subprocess's attach configuration from the attach it received; putting these back
-/// lets the IDE's new connection authenticate and map like this one.
-#[derive(Default)]
-struct HandBack {
-    /// `token`.
-    token: Option<Value>,
-    /// `pathMappings`.
-    path_mappings: Option<Value>,
-    /// `workspaceFolder`, as the client spelled it.
-    workspace_folder: Option<Value>,
-}
-
 /// One client connection.
 pub struct Session {
     /// Registry key of this session.
-    id: u64,
+    pub(super) id: u64,
     /// The client's address.
-    peer: SocketAddr,
+    pub(super) peer: SocketAddr,
+    /// When the connection was accepted (the handshake's deadline counts from here).
+    pub(super) accepted: Instant,
     /// State shared by all sessions.
-    shared: Arc<Shared>,
+    pub(super) shared: Arc<Shared>,
     /// The client's connection.
-    client: Conn,
+    pub(super) client: Conn,
     /// `seq` of the next message the sidecar writes itself.
     own_seq: i64,
     /// Highest `seq` the client has used, so a `disconnect` on its behalf does not clash.
-    max_client_seq: i64,
+    pub(super) max_client_seq: i64,
     /// The path mapper of this session.
-    mapper: PathMapper,
+    pub(super) mapper: PathMapper,
 }
 
 impl Session {
     /// A session for an accepted connection.
     pub fn new(id: u64, peer: SocketAddr, shared: Arc<Shared>, stream: TcpStream) -> Session {
         let limits = &shared.config.limits;
-        let codec = DapCodec::new(limits.max_header_bytes, limits.max_body_bytes);
+        // Until the client authenticates, only handshake-sized messages are accepted.
+        let codec = DapCodec::new(limits.max_header_bytes, limits.max_handshake_bytes);
         Session {
             id,
             peer,
+            accepted: Instant::now(),
             client: Framed::new(stream, codec),
             shared,
             own_seq: 1,
@@ -184,12 +141,30 @@ impl Session {
         }
     }
 
-    /// Runs the session to its end.
-    pub async fn run(mut self, shutdown: CancellationToken) -> Outcome {
-        let attach = match self.handshake(&shutdown).await {
+    /// Runs the session to its end; `place` is its place among the unauthenticated
+    /// connections, given up once it authenticates.
+    pub async fn run(mut self, place: Place, shutdown: CancellationToken) -> Outcome {
+        let attach = match self.handshake(&place, &shutdown).await {
             Ok(attach) => attach,
             Err(outcome) => return outcome,
         };
+        drop(place);
+        self.shared.update_unauthenticated();
+        let Some(_slot) = self.shared.admission.session() else {
+            let refusal = Refusal::TooManySessions(self.shared.config.limits.max_connections);
+            self.shared.count_auth_failure(refusal.reason());
+            warn!(peer = %self.peer, reason = refusal.reason(), "attach refused");
+            if self
+                .reply_preauth(&attach.attach, Err(refusal.to_string()))
+                .await
+                .is_ok()
+            {
+                self.linger().await;
+            }
+            return Outcome::Refused;
+        };
+        let limits = &self.shared.config.limits;
+        self.client.codec_mut().set_max_body(limits.max_body_bytes);
         self.shared.mark_authenticated(self.id);
         let upstream = match self.connect(&attach.attach, &shutdown).await {
             Ok(upstream) => upstream,
@@ -212,13 +187,13 @@ impl Session {
         }
     }
 
-    fn next_seq(&mut self) -> i64 {
+    pub(super) fn next_seq(&mut self) -> i64 {
         let seq = self.own_seq;
         self.own_seq += 1;
         seq
     }
 
-    async fn send_client(&mut self, msg: &Message) -> Result<(), CodecError> {
+    pub(super) async fn send_client(&mut self, msg: &Message) -> Result<(), CodecError> {
         self.client.send(msg.bytes().clone()).await
     }
 
@@ -233,205 +208,6 @@ impl Session {
         self.send_client(&message::response(seq, request, result))
             .await
             .is_ok()
-    }
-
-    /// Reads the client's next message, ending the session on EOF, error or timeout.
-    async fn read_client(
-        &mut self,
-        deadline: Instant,
-        shutdown: &CancellationToken,
-    ) -> Result<Message, Outcome> {
-        let frame = tokio::select! {
-            frame = self.client.next() => frame,
-            _ = sleep_until(deadline) => {
-                info!(peer = %self.peer, "closing connection: no valid attach within limits.auth_timeout");
-                return Err(Outcome::Abandoned);
-            }
-            _ = shutdown.cancelled() => return Err(Outcome::Shutdown),
-        };
-        match frame {
-            Some(Ok(bytes)) => match Message::parse(bytes) {
-                Ok(msg) => {
-                    self.max_client_seq = self.max_client_seq.max(msg.seq);
-                    Ok(msg)
-                }
-                Err(e) => {
-                    warn!(peer = %self.peer, reason = %e, "closing connection");
-                    Err(Outcome::Abandoned)
-                }
-            },
-            Some(Err(e)) => {
-                warn!(peer = %self.peer, reason = %e, "closing connection");
-                Err(Outcome::Abandoned)
-            }
-            None => {
-                debug!(peer = %self.peer, "client closed before attaching");
-                Err(Outcome::Abandoned)
-            }
-        }
-    }
-
-    /// Phase 1: answer `initialize`, authenticate `attach`. Nothing reaches the upstream.
-    async fn handshake(&mut self, shutdown: &CancellationToken) -> Result<Attach, Outcome> {
-        let deadline = Instant::now() + self.shared.config.limits.auth_timeout;
-        let mut initialize = None;
-        loop {
-            let mut msg = self.read_client(deadline, shutdown).await?;
-            if msg.kind != Kind::Request {
-                debug!(peer = %self.peer, kind = ?msg.kind, name = %msg.name, "ignoring non-request before attach");
-                continue;
-            }
-            match msg.name.as_str() {
-                "initialize" => {
-                    if !self.reply(&msg, Ok(default_capabilities())).await {
-                        return Err(Outcome::Abandoned);
-                    }
-                    initialize = Some(msg);
-                }
-                "attach" => {
-                    let token = take_argument(&mut msg, "token").map_err(|_| Outcome::Abandoned)?;
-                    let presented = token.as_ref().map(|t| match t {
-                        Value::String(s) => s.clone(),
-                        other => other.to_string(),
-                    });
-                    if let Err(refusal) =
-                        self.shared.auth.check(self.peer.ip(), presented.as_deref())
-                    {
-                        warn!(peer = %self.peer, reason = refusal.reason(), "attach refused");
-                        self.shared.count_auth_failure(refusal.reason());
-                        self.reply(&msg, Err(refusal.to_string())).await;
-                        self.linger(shutdown).await;
-                        return Err(Outcome::Refused);
-                    }
-                    let path_mappings =
-                        take_argument(&mut msg, "pathMappings").map_err(|_| Outcome::Abandoned)?;
-                    self.mapper = self.build_mapper(&msg, path_mappings.as_ref());
-                    let workspace_folder = self.map_workspace_folder(&mut msg);
-                    info!(peer = %self.peer, "client authenticated");
-                    return Ok(Attach {
-                        initialize,
-                        attach: msg,
-                        handed_back: HandBack {
-                            token,
-                            path_mappings,
-                            workspace_folder,
-                        },
-                    });
-                }
-                "disconnect" | "terminate" => {
-                    self.reply(&msg, Ok(json!({}))).await;
-                    return Err(Outcome::Abandoned);
-                }
-                "launch" => {
-                    self.reply(&msg, Err("dap-sidecar: only \"request\": \"attach\" is supported; the app is already running under debugpy in its container.".into())).await;
-                }
-                _ => {
-                    self.reply(
-                        &msg,
-                        Err(
-                            "dap-sidecar: not attached yet; send attach (with your token) first."
-                                .into(),
-                        ),
-                    )
-                    .await;
-                }
-            }
-        }
-    }
-
-    /// After a failed attach, IDEs send `disconnect`: answer it (and refuse anything
-    /// else) for a few seconds, then close.
-    async fn linger(&mut self, shutdown: &CancellationToken) {
-        let deadline = Instant::now() + LINGER.min(self.shared.config.limits.auth_timeout);
-        loop {
-            let frame = tokio::select! {
-                frame = self.client.next() => frame,
-                _ = sleep_until(deadline) => return,
-                _ = shutdown.cancelled() => return,
-            };
-            let Some(Ok(Ok(msg))) = frame.map(|f| f.map(Message::parse)) else {
-                return;
-            };
-            if msg.kind != Kind::Request {
-                continue;
-            }
-            if msg.name == "disconnect" || msg.name == "terminate" {
-                self.reply(&msg, Ok(json!({}))).await;
-                return;
-            }
-            self.reply(&msg, Err("dap-sidecar: not attached.".into()))
-                .await;
-        }
-    }
-
-    /// The session's mappings: the client's `pathMappings` if it sent any (identity
-    /// entries, which some IDEs add by default, do not count), else the config's, with a
-    /// missing local root meaning the client's `workspaceFolder`.
-    fn build_mapper(&self, attach: &Message, client_mappings: Option<&Value>) -> PathMapper {
-        let args = attach
-            .to_map()
-            .ok()
-            .and_then(|mut m| m.remove("arguments"))
-            .unwrap_or(Value::Null);
-        let client_windows = args
-            .get("clientOS")
-            .and_then(Value::as_str)
-            .is_some_and(|os| os.eq_ignore_ascii_case("windows"));
-        let workspace = args.get("workspaceFolder").and_then(Value::as_str);
-
-        let from_client: Vec<(String, String)> = client_mappings
-            .and_then(Value::as_array)
-            .into_iter()
-            .flatten()
-            .filter_map(|m| {
-                let local = m.get("localRoot")?.as_str()?;
-                let remote = m.get("remoteRoot")?.as_str()?;
-                Some((local.to_owned(), remote.to_owned()))
-            })
-            .filter(|(local, remote)| local != remote)
-            .collect();
-        let pairs: Vec<(String, String)> = if !from_client.is_empty() {
-            from_client
-        } else if self.shared.config.path_mappings.is_empty() {
-            workspace
-                .map(|w| vec![(w.to_owned(), DEFAULT_REMOTE_ROOT.to_owned())])
-                .unwrap_or_default()
-        } else {
-            self.shared
-                .config
-                .path_mappings
-                .iter()
-                .filter_map(|m| {
-                    let local = m.local_root.as_deref().or(workspace)?;
-                    Some((local.to_owned(), m.remote_root.clone()))
-                })
-                .collect()
-        };
-        debug!(peer = %self.peer, mappings = ?pairs, "path mappings");
-        PathMapper::new(
-            pairs.iter().map(|(l, r)| (l.as_str(), r.as_str())),
-            client_windows,
-        )
-    }
-
-    /// Replaces the client's `workspaceFolder` (a local path) with its container path, so
-    /// debugpy sees no local paths; returns the original to hand back.
-    fn map_workspace_folder(&mut self, attach: &mut Message) -> Option<Value> {
-        let mut original = None;
-        let mapper = &mut self.mapper;
-        let _ = attach.rewrite(|map| {
-            let Some(Value::String(folder)) =
-                arguments(map).and_then(|a| a.get_mut("workspaceFolder"))
-            else {
-                return false;
-            };
-            let Some(remote) = mapper.to_remote(folder) else {
-                return false;
-            };
-            original = Some(Value::String(std::mem::replace(folder, remote)));
-            true
-        });
-        original
     }
 
     /// Phase 2: connect to the upstream, retrying until `upstream_timeout`.
@@ -478,7 +254,7 @@ impl Session {
                 );
                 warn!(peer = %self.peer, %upstream, %error, "upstream unavailable");
                 self.reply(attach, Err(text)).await;
-                self.linger(shutdown).await;
+                self.linger().await;
                 return Err(Outcome::UpstreamUnavailable);
             }
             if now >= next_report {
