@@ -38,6 +38,7 @@ fn builtin_kinds_pass_strict_schema_validation() {
         "deploy/kubernetes/deployment.yaml",
         "deploy/kubernetes/secret.yaml",
         "deploy/kubernetes/service.yaml",
+        "deploy/kubernetes/networkpolicy.yaml",
     ];
     let out = validate(&files);
     assert!(
@@ -159,4 +160,326 @@ fn compose_shares_the_apps_namespaces_and_publishes_on_localhost_only() {
     }
     assert_eq!(compose["services"]["app"]["build"]["target"], "demo-app");
     assert_eq!(sidecar["build"]["target"], "sidecar");
+}
+
+/// Whether a NetworkPolicy ingress rule admits the pod port `name` (number `number`): a
+/// rule without `ports`, or a port entry without `port`, admits every port.
+fn rule_admits_port(rule: &Value, name: &str, number: u64) -> bool {
+    let Some(ports) = rule.get("ports").and_then(Value::as_array) else {
+        return true;
+    };
+    ports.is_empty()
+        || ports.iter().any(|p| match p.get("port") {
+            None | Some(Value::Null) => true,
+            Some(Value::String(s)) => s == name,
+            Some(v) => {
+                let first = v.as_u64().unwrap_or(u64::MAX);
+                let last = p.get("endPort").and_then(Value::as_u64).unwrap_or(first);
+                (first..=last).contains(&number)
+            }
+        })
+}
+
+/// A label selector that matches everything (`{}`, or empty `matchLabels` and
+/// `matchExpressions`). Absent (or null) is not empty: it means "this namespace" for a
+/// namespaceSelector.
+fn selector_matches_all(selector: Option<&Value>) -> bool {
+    selector.and_then(Value::as_object).is_some_and(|s| {
+        s.values().all(|v| match v {
+            Value::Null => true,
+            Value::Object(m) => m.is_empty(),
+            Value::Array(a) => a.is_empty(),
+            _ => false,
+        })
+    })
+}
+
+/// Where `policy` lets in more than intended, for a pod labelled `pod_labels` whose
+/// container ports are `pod_ports` (name -> number): it must select the pod and isolate it
+/// for ingress, admit `http-metrics` only from Prometheus pods in a named namespace, and
+/// never admit `dap` from everywhere, every namespace, every pod of its namespace, or every
+/// address.
+fn network_policy_problems(policy: &Value, pod_labels: &Value, pod_ports: &Value) -> Vec<String> {
+    let mut problems = Vec::new();
+    let spec = &policy["spec"];
+    if spec["podSelector"]["matchLabels"] != *pod_labels
+        || spec["podSelector"].get("matchExpressions").is_some()
+    {
+        problems.push(format!(
+            "podSelector {} is not the pod template's labels {pod_labels}",
+            spec["podSelector"]
+        ));
+    }
+    if !spec["policyTypes"]
+        .as_array()
+        .is_some_and(|t| t.iter().any(|t| t == "Ingress"))
+    {
+        problems.push("policyTypes lacks Ingress: the pod is not isolated".into());
+    }
+    let rules = spec["ingress"].as_array().cloned().unwrap_or_default();
+    for rule in &rules {
+        for port in rule["ports"].as_array().into_iter().flatten() {
+            if let Some(name) = port["port"].as_str()
+                && pod_ports.get(name).is_none()
+            {
+                problems.push(format!("port {name} is not a port of the pod"));
+            }
+        }
+    }
+    let named = |name: &str| pod_ports[name].as_u64().expect("pod port");
+
+    // Metrics: only from Prometheus pods, in a named namespace, both in one peer.
+    let metrics_rules: Vec<&Value> = rules
+        .iter()
+        .filter(|r| rule_admits_port(r, "http-metrics", named("http-metrics")))
+        .collect();
+    if metrics_rules.is_empty() {
+        problems.push("no rule admits http-metrics: Prometheus cannot scrape".into());
+    }
+    for rule in metrics_rules {
+        let peers = rule["from"].as_array().cloned().unwrap_or_default();
+        if peers.is_empty() {
+            problems.push(format!("http-metrics admitted from everywhere: {rule}"));
+        }
+        for peer in &peers {
+            let prometheus =
+                peer["podSelector"]["matchLabels"]["app.kubernetes.io/name"] == "prometheus";
+            let namespace = &peer["namespaceSelector"];
+            let named_namespace = namespace.is_object() && !selector_matches_all(Some(namespace));
+            if peer.get("ipBlock").is_some() || !prometheus || !named_namespace {
+                problems.push(format!(
+                    "http-metrics admitted from a peer other than Prometheus pods in a named \
+                     namespace: {peer}"
+                ));
+            }
+        }
+    }
+
+    // DAP: never from everywhere.
+    for rule in rules
+        .iter()
+        .filter(|r| rule_admits_port(r, "dap", named("dap")))
+    {
+        let peers = rule["from"].as_array().cloned().unwrap_or_default();
+        if peers.is_empty() {
+            problems.push(format!("dap admitted from everywhere (empty from): {rule}"));
+        }
+        for peer in &peers {
+            if selector_matches_all(peer.get("namespaceSelector")) {
+                problems.push(format!("dap admitted from every namespace: {peer}"));
+            }
+            if peer.get("namespaceSelector").is_none()
+                && selector_matches_all(peer.get("podSelector"))
+            {
+                problems.push(format!(
+                    "dap admitted from every pod of the namespace: {peer}"
+                ));
+            }
+            if let Some(cidr) = peer["ipBlock"]["cidr"].as_str()
+                && cidr.ends_with("/0")
+            {
+                problems.push(format!("dap admitted from every address: {peer}"));
+            }
+        }
+    }
+    problems
+}
+
+/// Whether a Service port reaches the DAP port (by Service port, target port or name).
+fn service_exposes_dap(service: &Value) -> bool {
+    service["spec"]["ports"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .any(|p| {
+            p["port"] == 5678
+                || p["targetPort"] == 5678
+                || p["targetPort"] == "dap"
+                || p["name"] == "dap"
+        })
+}
+
+#[test]
+fn network_policy_admits_dap_and_metrics_only_from_where_intended() {
+    let kustomization = &yaml_docs("deploy/kubernetes/kustomization.yaml")[0];
+    assert!(
+        kustomization["resources"]
+            .as_array()
+            .expect("resources")
+            .iter()
+            .any(|r| r == "networkpolicy.yaml"),
+        "networkpolicy.yaml is not in the kustomization"
+    );
+    let docs = yaml_docs("deploy/kubernetes/deployment.yaml");
+    let deployment = docs
+        .iter()
+        .find(|d| d["kind"] == "Deployment")
+        .expect("Deployment");
+    let pod_labels = &deployment["spec"]["template"]["metadata"]["labels"];
+    let mut pod_ports = serde_json::Map::new();
+    for container in deployment["spec"]["template"]["spec"]["containers"]
+        .as_array()
+        .expect("containers")
+    {
+        for port in container["ports"].as_array().into_iter().flatten() {
+            let name = port["name"].as_str().expect("port name");
+            pod_ports.insert(name.to_owned(), port["containerPort"].clone());
+        }
+    }
+    let pod_ports = Value::Object(pod_ports);
+    assert_eq!(pod_ports["dap"], 5678);
+    assert_eq!(pod_ports["http-metrics"], 5680);
+
+    let policy = &yaml_docs("deploy/kubernetes/networkpolicy.yaml")[0];
+    assert_eq!(policy["kind"], "NetworkPolicy");
+    let problems = network_policy_problems(policy, pod_labels, &pod_ports);
+    assert!(problems.is_empty(), "{problems:#?}");
+
+    let service = &yaml_docs("deploy/kubernetes/service.yaml")[0];
+    assert!(
+        !service_exposes_dap(service),
+        "the Service exposes the DAP port to every pod: {}",
+        service["spec"]["ports"]
+    );
+
+    // Each check fails on a policy or Service that breaks it: each case sets the value at a
+    // JSON pointer (or appends it to the array there when the pointer ends in `/-`) and
+    // must be reported by the check named by the expected message.
+    let rule_index = |port: &str| {
+        policy["spec"]["ingress"]
+            .as_array()
+            .expect("ingress")
+            .iter()
+            .position(|r| {
+                r["ports"]
+                    .as_array()
+                    .is_some_and(|p| p.iter().any(|p| p["port"] == port))
+            })
+            .unwrap_or_else(|| panic!("a rule for {port}"))
+    };
+    let metrics = format!("/spec/ingress/{}", rule_index("http-metrics"));
+    let dap = format!("/spec/ingress/{}", rule_index("dap"));
+    let peer = policy
+        .pointer(&format!("{metrics}/from/0"))
+        .expect("peer")
+        .clone();
+    let broken: Vec<(&str, &str, String, Value)> = vec![
+        (
+            "other pods selected",
+            "is not the pod template's labels",
+            "/spec/podSelector/matchLabels".into(),
+            serde_json::json!({"app": "x"}),
+        ),
+        (
+            "not isolated for ingress",
+            "policyTypes lacks Ingress",
+            "/spec/policyTypes".into(),
+            serde_json::json!(["Egress"]),
+        ),
+        (
+            "metrics from everywhere",
+            "http-metrics admitted from everywhere",
+            format!("{metrics}/from"),
+            serde_json::json!([]),
+        ),
+        (
+            "metrics from any pod in monitoring, or prometheus pods here",
+            "http-metrics admitted from a peer",
+            format!("{metrics}/from"),
+            serde_json::json!([
+                {"namespaceSelector": peer["namespaceSelector"]},
+                {"podSelector": peer["podSelector"]},
+            ]),
+        ),
+        (
+            "metrics from prometheus pods of any namespace",
+            "http-metrics admitted from a peer",
+            format!("{metrics}/from/0/namespaceSelector"),
+            serde_json::json!({}),
+        ),
+        (
+            "metrics from every address",
+            "http-metrics admitted from a peer",
+            format!("{metrics}/from/-"),
+            serde_json::json!({"ipBlock": {"cidr": "0.0.0.0/0"}}),
+        ),
+        (
+            "a port the pod lacks",
+            "not a port of the pod",
+            format!("{metrics}/ports/0/port"),
+            serde_json::json!("metrics"),
+        ),
+        (
+            "dap from everywhere",
+            "dap admitted from everywhere",
+            format!("{dap}/from"),
+            serde_json::json!([]),
+        ),
+        (
+            "dap from every namespace",
+            "dap admitted from every namespace",
+            format!("{dap}/from/0"),
+            serde_json::json!({"namespaceSelector": {}, "podSelector": {"matchLabels": {"a": "b"}}}),
+        ),
+        (
+            "dap from every pod here",
+            "dap admitted from every pod",
+            format!("{dap}/from/0"),
+            serde_json::json!({"podSelector": {}}),
+        ),
+        (
+            "dap from every address",
+            "dap admitted from every address",
+            format!("{dap}/from/0"),
+            serde_json::json!({"ipBlock": {"cidr": "::/0"}}),
+        ),
+        (
+            "5678 by number from everywhere",
+            "dap admitted from everywhere",
+            "/spec/ingress/-".into(),
+            serde_json::json!({"ports": [{"port": 5678}]}),
+        ),
+        (
+            "a port range over 5678 from everywhere",
+            "dap admitted from everywhere",
+            "/spec/ingress/-".into(),
+            serde_json::json!({"ports": [{"port": 5000, "endPort": 6000}]}),
+        ),
+        (
+            "every port from everywhere",
+            "dap admitted from everywhere",
+            "/spec/ingress/-".into(),
+            serde_json::json!({}),
+        ),
+    ];
+    for (what, expected, pointer, value) in broken {
+        let mut policy = policy.clone();
+        if let Some(array) = pointer.strip_suffix("/-") {
+            policy
+                .pointer_mut(array)
+                .and_then(Value::as_array_mut)
+                .unwrap_or_else(|| panic!("{array}"))
+                .push(value);
+        } else {
+            *policy
+                .pointer_mut(&pointer)
+                .unwrap_or_else(|| panic!("{pointer}")) = value;
+        }
+        let problems = network_policy_problems(&policy, pod_labels, &pod_ports);
+        assert!(
+            problems.iter().any(|p| p.contains(expected)),
+            "not caught: {what} (expected \"{expected}\", got {problems:#?})"
+        );
+    }
+    for port in [
+        serde_json::json!({"name": "dap", "port": 5678, "targetPort": "dap"}),
+        serde_json::json!({"name": "debug", "port": 80, "targetPort": 5678}),
+    ] {
+        let mut service = service.clone();
+        service["spec"]["ports"]
+            .as_array_mut()
+            .expect("ports")
+            .push(port);
+        assert!(service_exposes_dap(&service));
+    }
 }
