@@ -196,7 +196,7 @@ impl Default for Config {
             http: HttpConfig {
                 host: IpAddr::from([0, 0, 0, 0]),
                 port: 5680,
-                max_connections: 128,
+                max_connections: 512,
                 header_timeout: Duration::from_secs(5),
                 request_timeout: Duration::from_secs(10),
             },
@@ -226,7 +226,7 @@ impl Default for Config {
                 max_body_bytes: 64 * 1024 * 1024,
                 max_handshake_bytes: 64 * 1024,
                 max_connections: 32,
-                max_unauthenticated: 64,
+                max_unauthenticated: 128,
                 listen_backlog: 1024,
                 auth_timeout: Duration::from_secs(10),
                 auth_failure_delay: Duration::from_secs(1),

@@ -13,7 +13,12 @@
 //!   path rewriting of messages.
 //! - [`target`]: finding the app and debugpy's adapter in `/proc`, reading their memory,
 //!   and the sampling monitor with history, growth fit and the attach limit.
-//! - [`http`]: the axum server for `/healthz`, `/readyz`, `/metrics`, `/status` and `/`.
+//! - [`http`]: `/healthz`, `/readyz`, `/metrics`, `/status` and `/`: axum routes served
+//!   by a hyper server with header and request timeouts, a connection cap that sheds the
+//!   oldest, and a bounded shutdown.
+//! - [`upstream_watch`]: debugpy's sockets watched in the background: the upstream port
+//!   listening, debugpy reachable on a non-loopback address (the side door), and
+//!   connections to it that did not come through the sidecar.
 //! - [`metrics`]: the Prometheus metrics.
 //! - [`launch`]: `dap-sidecar launch -- python ...`, the app under debugpy per the config.
 //! - [`launch_json`]: the VS Code attach configuration for a given config.
@@ -34,3 +39,4 @@ pub mod paths;
 pub mod proxy;
 pub mod server;
 pub mod target;
+pub mod upstream_watch;

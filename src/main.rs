@@ -91,13 +91,7 @@ fn main() -> ExitCode {
             println!("  http:     {}:{}", config.http.host, config.http.port);
             println!(
                 "  auth:     {}",
-                if config.auth.token.is_some() {
-                    "token required"
-                } else if config.auth.allow_loopback_without_token {
-                    "no token: loopback clients only"
-                } else {
-                    "no token: nobody can attach"
-                }
+                dap_sidecar::http::auth_summary(&config.auth)
             );
             for m in &config.path_mappings {
                 println!(

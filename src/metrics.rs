@@ -213,7 +213,8 @@ impl Metrics {
         adapter_rate: Option<f64>,
         growth_since_attach: Option<i64>,
     ) {
-        self.upstream_up.set(i64::from(upstream_listening));
+        // `upstream_up` is kept by the upstream watch, which looks every second.
+        let _ = upstream_listening;
         self.target_up.set(i64::from(debuggee.is_some()));
         for (role, memory, rate) in [
             ("debuggee", debuggee, debuggee_rate),

@@ -1,10 +1,13 @@
-//! Starts the sidecar: logging, the DAP listener, and the shutdown signals.
+//! Starts the sidecar: logging, the DAP listener, the HTTP server, the memory monitor,
+//! the upstream watcher, and the shutdown signals.
 //!
 //! SIGTERM or SIGINT cancels one [`CancellationToken`] that every loop watches: the
 //! listener stops accepting, each session disconnects from debugpy (the app resumes) and
-//! tells its client, and the process exits 0.
+//! tells its client, the HTTP server closes its connections within a second, and the
+//! process exits 0.
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use tokio_util::sync::CancellationToken;
 use tracing::info;
@@ -12,6 +15,9 @@ use tracing::info;
 use crate::config::{Config, LogFormat};
 use crate::proxy::Shared;
 use crate::proxy::listener::Listener;
+
+/// How long startup waits for the upstream watcher's first look before serving HTTP.
+const FIRST_CHECK_WAIT: Duration = Duration::from_secs(2);
 
 /// Why the sidecar could not start.
 #[derive(Debug, thiserror::Error)]
@@ -63,6 +69,19 @@ pub async fn run(config: Config) -> Result<(), StartError> {
     info!(addr = %addr, upstream = %shared.config.upstream, "DAP listener bound");
     shared.set_dap_bound(Some(addr));
 
+    let upstream = {
+        let shared = shared.clone();
+        let token = shutdown.clone();
+        tokio::spawn(async move {
+            shared
+                .upstream
+                .run(&shared.config, &shared.metrics, &shared.monitor, token)
+                .await
+        })
+    };
+    // Probes find a checked upstream from the first request on.
+    shared.upstream.first_check(FIRST_CHECK_WAIT).await;
+
     let http_addr = format!("{}:{}", shared.config.http.host, shared.config.http.port);
     let (bound, http) = crate::http::bind(shared.clone(), shutdown.clone())
         .await
@@ -87,6 +106,7 @@ pub async fn run(config: Config) -> Result<(), StartError> {
     shared.set_dap_bound(None);
     shutdown.cancel();
     let _ = monitor.await;
+    let _ = upstream.await;
     match http.await {
         Ok(Err(e)) => tracing::warn!(error = %e, "HTTP server failed"),
         Err(e) => tracing::warn!(error = %e, "HTTP server task failed"),

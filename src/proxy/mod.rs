@@ -61,8 +61,10 @@ pub struct Shared {
     pub log_throttle: LogThrottle,
     /// The app's memory, sampled.
     pub monitor: Monitor,
-    /// Readiness, part 1: the DAP listener is bound (part 2, the upstream listening, is
-    /// read from /proc when asked).
+    /// debugpy's sockets, watched: upstream listening, exposure, bypass connections.
+    pub upstream: crate::upstream_watch::UpstreamWatch,
+    /// Readiness, part 1: the DAP listener is bound (part 2, the upstream listening and
+    /// not exposed, is kept by [`Shared::upstream`]).
     pub dap_bound: AtomicBool,
     /// The address the DAP listener bound (the config may say port 0).
     pub dap_addr: std::sync::OnceLock<SocketAddr>,
@@ -89,6 +91,7 @@ impl Shared {
             config,
             metrics: Metrics::new()?,
             monitor: Monitor::default(),
+            upstream: crate::upstream_watch::UpstreamWatch::default(),
             dap_bound: AtomicBool::new(false),
             dap_addr: std::sync::OnceLock::new(),
             listener_running: AtomicBool::new(false),

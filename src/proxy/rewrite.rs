@@ -87,7 +87,7 @@ fn walk_to_remote(value: &mut Value, mapper: &mut PathMapper) -> bool {
 /// time and borrowing (see [`raw`]); everything else is copied as it arrived. A
 /// `stackTrace` of hundreds of frames thus costs a few small allocations per frame.
 pub fn to_client(msg: &mut Message, mapper: &PathMapper) -> Result<bool, MessageError> {
-    if mapper.is_empty() || !mapper.remote_roots().any(|r| msg.contains(r.as_bytes())) {
+    if !mentions_roots(msg, mapper) {
         return Ok(false);
     }
     let body_slot = if msg.kind == Kind::Event && msg.name == "output" {
@@ -109,6 +109,12 @@ pub fn to_client(msg: &mut Message, mapper: &PathMapper) -> Result<bool, Message
         })
     });
     result.map(|()| changed)
+}
+
+/// Whether a message's raw bytes mention a container root (a cheap check before
+/// parsing anything).
+pub fn mentions_roots(msg: &Message, mapper: &PathMapper) -> bool {
+    !mapper.is_empty() && mapper.remote_roots().any(|r| msg.contains(r.as_bytes()))
 }
 
 /// What a value is to the mapping, judged by the key it sits under.

@@ -58,6 +58,8 @@ pub enum Outcome {
     MemoryLimit,
     /// Closed before authenticating, to make room for a newer connection.
     Shed,
+    /// Refused because debugpy listens on a non-loopback address.
+    UpstreamExposed,
 }
 
 impl Outcome {
@@ -73,6 +75,7 @@ impl Outcome {
             Outcome::Abandoned => "abandoned",
             Outcome::MemoryLimit => "memory_limit",
             Outcome::Shed => "shed",
+            Outcome::UpstreamExposed => "upstream_exposed",
         }
     }
 
@@ -91,6 +94,12 @@ type Upstream = Framed<TcpStream, StreamingCodec>;
 /// How long the sidecar waits for debugpy to answer the `disconnect` it sends for a
 /// client that vanished.
 const DISCONNECT_GRACE: Duration = Duration::from_secs(5);
+
+/// How long an attach waits for a fresh look at debugpy's listening sockets.
+const SIDE_DOOR_CHECK: Duration = Duration::from_secs(1);
+
+/// Messages from debugpy at least this large are path-mapped on a blocking thread.
+const OFFLOAD_ABOVE: usize = 64 * 1024;
 
 /// Commands whose success means the debuggee runs again.
 const RESUMING: &[&str] = &[
@@ -166,10 +175,17 @@ impl Session {
         let limits = &self.shared.config.limits;
         self.client.codec_mut().set_max_body(limits.max_body_bytes);
         self.shared.mark_authenticated(self.id);
+        if let Err(outcome) = self.check_side_door(&attach.attach).await {
+            return outcome;
+        }
         let upstream = match self.connect(&attach.attach, &shutdown).await {
             Ok(upstream) => upstream,
             Err(outcome) => return outcome,
         };
+        let _own = upstream
+            .local_addr()
+            .ok()
+            .map(|local| OwnConnection::new(&self.shared, local));
         let upstream_codec = StreamingCodec::new(
             DapCodec::new(
                 self.shared.config.limits.max_header_bytes,
@@ -185,6 +201,41 @@ impl Session {
             Ok(relay) => self.relay(upstream, relay, &shutdown).await,
             Err(outcome) => outcome,
         }
+    }
+
+    /// Refuses to relay when debugpy itself listens on a non-loopback address (anyone
+    /// who reaches it there needs no token), unless `auth.allow_exposed_upstream`; with
+    /// it, the client is warned on its console.
+    async fn check_side_door(&mut self, attach: &Message) -> Result<(), Outcome> {
+        let exposed = self.shared.upstream.fresh(SIDE_DOOR_CHECK).await.exposed;
+        if exposed.is_empty() {
+            return Ok(());
+        }
+        let at = exposed
+            .iter()
+            .map(ToString::to_string)
+            .collect::<Vec<_>>()
+            .join(", ");
+        let danger = format!(
+            "debugpy listens on {at}, not only on loopback: anyone who reaches that address can run any code in the app without the sidecar's token. Start it with `--listen 127.0.0.1:PORT`"
+        );
+        if self.shared.config.auth.allow_exposed_upstream {
+            self.say(&format!(
+                "dap-sidecar: warning: {danger} (relaying anyway: auth.allow_exposed_upstream is true)."
+            ))
+            .await;
+            return Ok(());
+        }
+        warn!(peer = %self.peer, exposed = %at, "attach refused: debugpy is exposed");
+        self.reply(
+            attach,
+            Err(format!(
+                "dap-sidecar: refusing to relay: {danger}, or set auth.allow_exposed_upstream: true on the sidecar to accept the risk."
+            )),
+        )
+        .await;
+        self.linger().await;
+        Err(Outcome::UpstreamExposed)
     }
 
     pub(super) fn next_seq(&mut self) -> i64 {
@@ -556,7 +607,12 @@ impl Session {
         })?;
         self.shared.metrics.count_message(true, &msg);
         match (&msg.kind, msg.name.as_str()) {
-            (Kind::Event, "terminated") => state.terminated_sent = true,
+            (Kind::Event, "terminated") => {
+                state.terminated_sent = true;
+                // The app is gone (or detached): nothing is stopped any more.
+                self.shared.set_stopped(self.id, false);
+            }
+            (Kind::Event, "exited") => self.shared.set_stopped(self.id, false),
             (Kind::Event, "stopped") => self.shared.set_stopped(self.id, true),
             (Kind::Event, "continued") => self.shared.set_stopped(self.id, false),
             (Kind::Response, "attach") if msg.success == Some(false) => self.explain_busy(&mut msg),
@@ -571,12 +627,40 @@ impl Session {
         {
             self.shared.set_stopped(self.id, false);
         }
-        if let Err(e) = rewrite::to_client(&mut msg, &self.mapper) {
-            warn!(peer = %self.peer, reason = %e, "could not map paths in an upstream message");
-        }
+        let msg = self.map_to_client(msg).await;
         self.send_client(&msg)
             .await
             .map_err(|_| Outcome::ClientLost)
+    }
+
+    /// Maps container paths in a message from debugpy. Large messages are mapped on a
+    /// blocking thread, so that an `output` event with a hundred thousand traceback
+    /// lines never holds up the other sessions or the health endpoints.
+    async fn map_to_client(&self, mut msg: Message) -> Message {
+        if msg.bytes().len() < OFFLOAD_ABOVE || !rewrite::mentions_roots(&msg, &self.mapper) {
+            if let Err(e) = rewrite::to_client(&mut msg, &self.mapper) {
+                warn!(peer = %self.peer, reason = %e, "could not map paths in an upstream message");
+            }
+            return msg;
+        }
+        let mapper = self.mapper.clone();
+        let original = msg.clone(); // cheap: the body is reference-counted
+        let mapped = tokio::task::spawn_blocking(move || {
+            let result = rewrite::to_client(&mut msg, &mapper);
+            (msg, result)
+        })
+        .await;
+        match mapped {
+            Ok((msg, Ok(_))) => msg,
+            Ok((msg, Err(e))) => {
+                warn!(peer = %self.peer, reason = %e, "could not map paths in an upstream message");
+                msg
+            }
+            Err(e) => {
+                warn!(peer = %self.peer, reason = %e, "path mapping failed; forwarding unmapped");
+                original
+            }
+        }
     }
 
     /// debugpy refuses a second client with "already being debugged"; say who holds it.
@@ -597,6 +681,31 @@ impl Session {
             ));
             true
         });
+    }
+}
+
+/// One of the sidecar's own connections to debugpy, registered with the upstream watch
+/// (so it is not counted as a bypass) while it is open.
+struct OwnConnection {
+    /// The shared state holding the watch.
+    shared: Arc<Shared>,
+    /// The connection's local address.
+    local: SocketAddr,
+}
+
+impl OwnConnection {
+    fn new(shared: &Arc<Shared>, local: SocketAddr) -> OwnConnection {
+        shared.upstream.register_own(local);
+        OwnConnection {
+            shared: shared.clone(),
+            local,
+        }
+    }
+}
+
+impl Drop for OwnConnection {
+    fn drop(&mut self) {
+        self.shared.upstream.unregister_own(self.local);
     }
 }
 

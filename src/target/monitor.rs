@@ -164,6 +164,11 @@ impl Monitor {
         });
     }
 
+    /// The pid of debugpy's adapter in the latest discovery (cheap: copies no history).
+    pub fn adapter_pid(&self) -> Option<i32> {
+        self.with(|s| s.found.adapter.as_ref().map(|p| p.pid))
+    }
+
     /// When the sampling loop last completed a round (for `/healthz`).
     pub fn last_sample(&self) -> Option<Instant> {
         self.with(|s| s.last_sample)

@@ -228,6 +228,19 @@ impl App {
 
     /// Starts `script` from the remote root under debugpy and waits for `ready` on stdout.
     pub fn launch_script(&mut self, netns: Option<&str>, script: &str, ready: &str) {
+        self.launch_full(netns, "127.0.0.1", script, &[], ready);
+    }
+
+    /// Starts `script` with `args` under debugpy listening on `listen_host:self.port`,
+    /// and waits for `ready` on stdout.
+    pub fn launch_full(
+        &mut self,
+        netns: Option<&str>,
+        listen_host: &str,
+        script: &str,
+        args: &[&str],
+        ready: &str,
+    ) {
         let mut cmd = match netns {
             Some(ns) => {
                 let mut c = Command::new("ip");
@@ -239,8 +252,9 @@ impl App {
         cmd.args(["-Xfrozen_modules=off", "-m", "debugpy", "--log-to"])
             .arg(self.dir.path().join("debugpy-logs"))
             .arg("--listen")
-            .arg(format!("127.0.0.1:{}", self.port))
-            .arg(self.remote_root.join(script));
+            .arg(format!("{listen_host}:{}", self.port))
+            .arg(self.remote_root.join(script))
+            .args(args);
         let from = self.stdout.len(); // after a restart, only the new run's lines count
         self.launch_command(cmd);
         assert!(
@@ -364,7 +378,13 @@ impl Sidecar {
         } else {
             "host: 127.0.0.1\n"
         };
-        let yaml = format!("port: 0\n{host}http:\n  port: 0\n{yaml}");
+        // A YAML with its own `http:` section sets the HTTP port itself.
+        let http = if yaml.starts_with("http:") || yaml.contains("\nhttp:") {
+            ""
+        } else {
+            "http:\n  port: 0\n"
+        };
+        let yaml = format!("port: 0\n{host}{http}{yaml}");
         config.write_all(yaml.as_bytes()).expect("write config");
         let mut cmd = Command::new(sidecar_bin());
         cmd.arg("--config")

@@ -1,200 +1,19 @@
-//! The HTTP endpoint (axum) on `http.host:http.port`:
+//! The human page at `/`: state, warnings, sessions, and the memory chart.
 //!
-//! | path | answer |
-//! | --- | --- |
-//! | `/healthz` | 200 while the DAP accept loop and the memory sampler run; 503 otherwise |
-//! | `/readyz` | 200 when the DAP listener is bound and the upstream port is listening (read from `/proc/net/tcp`, never by connecting: debugpy treats every connection as an IDE); 503 with the reason otherwise |
-//! | `/metrics` | Prometheus text format |
-//! | `/status` | JSON: config summary without secrets, upstream, target processes, memory, sessions |
-//! | `/` | a human page: state, sessions, and an SVG memory chart with attach/detach marks |
-//!
-//! The page is server-rendered HTML and SVG with no scripts or external assets, so it
-//! works offline and behind any proxy; it refreshes itself every few seconds.
+//! It is server-rendered HTML and SVG with no scripts or external assets, so it works
+//! offline and behind any proxy; it refreshes itself every few seconds. When debugpy is
+//! reachable around the sidecar (the side door, or connections that did not come
+//! through it) the page opens with a red warning, because its "token required" would
+//! otherwise be a false promise.
 
 use std::fmt::Write as _;
-use std::net::SocketAddr;
-use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::{Duration, SystemTime};
-
-use axum::Router;
-use axum::extract::State;
-use axum::http::{StatusCode, header};
-use axum::response::{Html, IntoResponse, Json, Response};
-use axum::routing::get;
-use serde_json::{Value, json};
-use tokio_util::sync::CancellationToken;
 
 use crate::proxy::Shared;
 use crate::target::discover;
 use crate::target::monitor::Snapshot;
-
-/// Binds the HTTP listener; returns the bound address and the server future.
-pub async fn bind(
-    shared: Arc<Shared>,
-    shutdown: CancellationToken,
-) -> std::io::Result<(
-    SocketAddr,
-    impl std::future::Future<Output = std::io::Result<()>>,
-)> {
-    let addr = SocketAddr::new(shared.config.http.host, shared.config.http.port);
-    let listener = tokio::net::TcpListener::bind(addr).await?;
-    let bound = listener.local_addr()?;
-    let app = router(shared);
-    let serve = async move {
-        axum::serve(listener, app)
-            .with_graceful_shutdown(async move { shutdown.cancelled().await })
-            .await
-    };
-    Ok((bound, serve))
-}
-
-/// The routes.
-pub fn router(shared: Arc<Shared>) -> Router {
-    Router::new()
-        .route("/healthz", get(healthz))
-        .route("/readyz", get(readyz))
-        .route("/metrics", get(metrics))
-        .route("/status", get(status))
-        .route("/", get(page))
-        .with_state(shared)
-}
-
-async fn healthz(State(shared): State<Arc<Shared>>) -> Response {
-    let grace = shared.config.target.sample_interval * 3 + Duration::from_secs(10);
-    let sampler_ok = shared
-        .monitor
-        .last_sample()
-        .is_none_or(|t| t.elapsed() <= grace);
-    if !shared.listener_running.load(Ordering::Relaxed) {
-        (
-            StatusCode::SERVICE_UNAVAILABLE,
-            "DAP accept loop is not running\n",
-        )
-            .into_response()
-    } else if !sampler_ok {
-        (StatusCode::SERVICE_UNAVAILABLE, "memory sampler is stuck\n").into_response()
-    } else {
-        (StatusCode::OK, "ok\n").into_response()
-    }
-}
-
-async fn upstream_listening(shared: &Shared) -> bool {
-    let port = shared.config.upstream_port();
-    tokio::task::spawn_blocking(move || discover::upstream_listening(port))
-        .await
-        .unwrap_or(false)
-}
-
-async fn readyz(State(shared): State<Arc<Shared>>) -> Response {
-    let mut reasons = Vec::new();
-    if !shared.dap_bound.load(Ordering::Relaxed) {
-        reasons.push("the DAP listener is not bound".to_owned());
-    }
-    if !upstream_listening(&shared).await {
-        reasons.push(format!(
-            "nothing listens on the upstream port {} (is the app running under debugpy --listen {}?)",
-            shared.config.upstream_port(),
-            shared.config.upstream
-        ));
-    }
-    if reasons.is_empty() {
-        (StatusCode::OK, "ready\n").into_response()
-    } else {
-        (
-            StatusCode::SERVICE_UNAVAILABLE,
-            format!("not ready: {}\n", reasons.join("; ")),
-        )
-            .into_response()
-    }
-}
-
-async fn metrics(State(shared): State<Arc<Shared>>) -> Response {
-    (
-        [(
-            header::CONTENT_TYPE,
-            "text/plain; version=0.0.4; charset=utf-8",
-        )],
-        shared.metrics.render(),
-    )
-        .into_response()
-}
-
-fn unix(t: SystemTime) -> f64 {
-    t.duration_since(SystemTime::UNIX_EPOCH)
-        .map(|d| d.as_secs_f64())
-        .unwrap_or(0.0)
-}
-
-fn status_json(shared: &Shared, snapshot: &Snapshot, upstream_listening: bool) -> Value {
-    let c = &shared.config;
-    let process = |p: &Option<discover::ProcessInfo>, m: &Option<crate::target::memory::Memory>| {
-        p.as_ref()
-            .map(|p| json!({ "pid": p.pid, "cmdline": p.cmdline, "memory": m }))
-    };
-    let sessions: Vec<Value> = shared
-        .sessions()
-        .iter()
-        .map(|s| {
-            json!({
-                "peer": s.peer.to_string(),
-                "connected": unix(s.connected),
-                "authenticated": s.authenticated.map(unix),
-                "stopped": s.stopped,
-            })
-        })
-        .collect();
-    json!({
-        "version": env!("CARGO_PKG_VERSION"),
-        "config": {
-            "dap": shared.dap_address(),
-            "http": format!("{}:{}", c.http.host, c.http.port),
-            "upstream": c.upstream,
-            "upstream_timeout_seconds": c.upstream_timeout.as_secs_f64(),
-            "wait": c.wait,
-            "path_mappings": c.path_mappings.iter().map(|m| json!({
-                "local_root": m.local_root, "remote_root": m.remote_root
-            })).collect::<Vec<_>>(),
-            "auth": {
-                "token_configured": c.auth.token.is_some(),
-                "allow_loopback_without_token": c.auth.allow_loopback_without_token,
-                "allow": c.auth.allow.iter().map(|n| n.to_string()).collect::<Vec<_>>(),
-            },
-            "memory": {
-                "window_seconds": c.memory.window.as_secs_f64(),
-                "pss": c.memory.pss,
-                "max_growth_while_attached": c.memory.max_growth_while_attached,
-                "on_limit": format!("{:?}", c.memory.on_limit).to_lowercase(),
-            },
-        },
-        "upstream": { "address": c.upstream, "listening": upstream_listening },
-        "target": {
-            "debuggee": process(&snapshot.found.debuggee, &snapshot.debuggee),
-            "adapter": process(&snapshot.found.adapter, &snapshot.adapter),
-        },
-        "memory": {
-            "growth_bytes_per_second": {
-                "debuggee": snapshot.debuggee_growth_per_second,
-                "adapter": snapshot.adapter_growth_per_second,
-            },
-            "baseline_at_attach_bytes": snapshot.baseline,
-            "growth_since_attach_bytes": snapshot.growth_since_attach,
-        },
-        "sessions": sessions,
-    })
-}
-
-async fn status(State(shared): State<Arc<Shared>>) -> Json<Value> {
-    let snapshot = shared.monitor.snapshot(shared.config.memory.window);
-    let listening = upstream_listening(&shared).await;
-    Json(status_json(&shared, &snapshot, listening))
-}
-
-async fn page(State(shared): State<Arc<Shared>>) -> Html<String> {
-    let snapshot = shared.monitor.snapshot(shared.config.memory.window);
-    let listening = upstream_listening(&shared).await;
-    Html(render_page(&shared, &snapshot, listening))
-}
+use crate::upstream_watch::UpstreamState;
 
 /// Escapes text for HTML.
 fn esc(s: &str) -> String {
@@ -221,7 +40,76 @@ fn ago(t: SystemTime) -> String {
     humantime::format_duration(Duration::from_secs(secs)).to_string()
 }
 
-fn render_page(shared: &Shared, s: &Snapshot, listening: bool) -> String {
+/// The red warnings at the top: debugpy reachable without the sidecar.
+fn warnings(shared: &Shared, upstream: &UpstreamState) -> String {
+    let port = shared.config.upstream_port();
+    let mut html = String::new();
+    if !upstream.exposed.is_empty() {
+        let list: Vec<String> = upstream
+            .exposed
+            .iter()
+            .map(|a| format!("<code>{}</code>", esc(&a.to_string())))
+            .collect();
+        let _ = write!(
+            html,
+            "<div class=\"alert\" role=\"alert\"><strong>debugpy is reachable around the \
+             sidecar.</strong> It listens on {} (not only loopback): anyone who reaches that \
+             address runs code in the app <strong>without the token</strong>, whatever the sidecar \
+             requires. Start debugpy with <code>--listen 127.0.0.1:{port}</code>.{}</div>",
+            list.join(", "),
+            if shared.config.auth.allow_exposed_upstream {
+                " (auth.allow_exposed_upstream is set: the sidecar stays ready.)"
+            } else {
+                " Until then /readyz reports not ready."
+            }
+        );
+    }
+    if upstream.bypass_connections > 0 {
+        let n = upstream.bypass_connections;
+        let _ = write!(
+            html,
+            "<div class=\"alert\" role=\"alert\"><strong>{n} connection{} to debugpy</strong> on \
+             port {port} did not come through the sidecar: {} debugging the app without the \
+             token.</div>",
+            if n == 1 { "" } else { "s" },
+            if n == 1 { "a client is" } else { "clients are" },
+        );
+    }
+    html
+}
+
+/// The upstream cell: listening or not, and how old the check is when it is stale.
+fn upstream_state(upstream: &UpstreamState) -> String {
+    let state = if upstream.checked.is_none() {
+        r#"<span class="bad">not checked yet</span>"#.to_owned()
+    } else if upstream.listening {
+        r#"<span class="ok">listening</span>"#.to_owned()
+    } else {
+        r#"<span class="bad">not listening</span>"#.to_owned()
+    };
+    match upstream.age() {
+        Some(age) if !upstream.is_recent() => format!(
+            r#"{state} <span class="bad">(checked {:.0} s ago)</span>"#,
+            age.as_secs_f64()
+        ),
+        _ => state,
+    }
+}
+
+/// The auth cell: the configured rule, and that it is moot while debugpy is exposed.
+fn auth_state(shared: &Shared, upstream: &UpstreamState) -> String {
+    let summary = esc(super::auth_summary(&shared.config.auth));
+    if upstream.exposed.is_empty() {
+        summary
+    } else {
+        format!(
+            r#"{summary} <span class="bad">&mdash; but debugpy is reachable without it (see above)</span>"#
+        )
+    }
+}
+
+/// The page.
+pub(super) fn render(shared: &Shared, s: &Snapshot, upstream: &UpstreamState) -> String {
     let c = &shared.config;
     let mut html = String::with_capacity(16 * 1024);
     let _ = write!(
@@ -231,8 +119,10 @@ fn render_page(shared: &Shared, s: &Snapshot, listening: bool) -> String {
 body{{font:14px system-ui,sans-serif;margin:2em;color:#222;max-width:70em}}
 table{{border-collapse:collapse;margin:.5em 0 1.5em}}td,th{{padding:.25em .8em;border-bottom:1px solid #ddd;text-align:left}}
 .ok{{color:#0a7a2f}}.bad{{color:#b00020}}svg{{background:#fafafa;border:1px solid #ddd}}
+.alert{{background:#fde7ea;border:2px solid #b00020;color:#b00020;padding:.6em 1em;margin:1em 0}}
 </style></head><body><h1>dap-sidecar</h1>"#
     );
+    html.push_str(&warnings(shared, upstream));
     let yes_no = |b: bool, yes: &str, no: &str| {
         if b {
             format!(r#"<span class="ok">{yes}</span>"#)
@@ -271,12 +161,8 @@ table{{border-collapse:collapse;margin:.5em 0 1.5em}}td,th{{padding:.25em .8em;b
             "not bound"
         ),
         esc(&c.upstream),
-        yes_no(listening, "listening", "not listening"),
-        if c.auth.token.is_some() {
-            "token required"
-        } else {
-            "no token: loopback clients only"
-        },
+        upstream_state(upstream),
+        auth_state(shared, upstream),
         proc_row(
             "app (debuggee)",
             &s.found.debuggee,
