@@ -9,9 +9,11 @@ bash scripts/setup.sh
 cargo fmt --check
 cargo clippy --all-targets -- -D warnings
 cargo build
-# The soak runs on its own so its figures are printed (the rest is captured).
+# The soak and the front-door attacks run on their own, one test at a time, so their
+# figures are printed (the rest is captured) and no other test competes for the CPU.
 cargo test --all-targets -- --skip soak_
 cargo test --test soak -- --nocapture --test-threads 1
+cargo test --test front_door -- --ignored --nocapture --test-threads 1
 bash tests/node/run.sh
 bash scripts/fuzz.sh 30
 bash scripts/bench.sh --quick

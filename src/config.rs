@@ -1193,6 +1193,33 @@ memory:
     }
 
     #[test]
+    fn tokens_with_too_little_variety_are_refused() {
+        for (weak, why) in [
+            ("aaaaaaaaaaaaaaaa", "1 different"),
+            ("abababababababababababab", "2 different"),
+            ("abcdefg", "7 characters"),
+        ] {
+            let f = file(".yaml", &format!("auth:\n  token: {weak}\n"));
+            let err = Config::load_with_env(Some(f.path()), &Overrides::default(), no_env())
+                .expect_err("weak token accepted");
+            let text = err.to_string();
+            assert!(text.contains("auth.token") && text.contains(why), "{text}");
+            assert!(!text.contains(weak), "token leaked: {text}");
+        }
+        let weak_file = file(".txt", "xyxyxyxyxyxyxyxyxyxy\n");
+        let o = Overrides {
+            token_file: Some(weak_file.path().to_path_buf()),
+            ..Overrides::default()
+        };
+        let err = Config::load_with_env(None, &o, no_env()).expect_err("weak token file");
+        assert!(err.to_string().contains("auth.token_file"), "{err}");
+        assert!(
+            token_strength("4f9c2a7e1b3d8f60").is_ok(),
+            "a random hex token passes"
+        );
+    }
+
+    #[test]
     fn sizes_parse() {
         assert_eq!(parse_size("512MiB"), Some(512 << 20));
         assert_eq!(parse_size("64 KiB"), Some(64 << 10));

@@ -1,8 +1,10 @@
-//! The front door under attack, against real debugpy: every attack a review measured
-//! (issue "A front door nobody can knock down") runs while an honest client with the
-//! token attaches, and each test prints its figures (`cargo test --test front_door --
-//! --nocapture`). The sidecar runs with the default fd limit of 1024 and must stay
-//! under the memory limit the Kubernetes manifests ship.
+//! The front door under attack, against real debugpy: every attack of the README's
+//! "Front door limits" table runs while an honest client with the token attaches, and
+//! each test prints its figures. They are ignored in a plain `cargo test`, where other
+//! tests would compete with the floods; `scripts/test.sh` runs them alone with
+//! `cargo test --test front_door -- --ignored --nocapture --test-threads 1`. The sidecar
+//! runs with the default fd limit of 1024 and must stay under the memory limit the
+//! Kubernetes manifests ship.
 
 mod common;
 
@@ -245,6 +247,7 @@ fn send_announced_body(addr: SocketAddr, length: usize) -> usize {
 
 /// Attack 1: A 60 MiB unauthenticated attach, sent again and again.
 #[test]
+#[ignore = "floods the machine: run alone by scripts/test.sh (cargo test --test front_door -- --ignored --test-threads 1)"]
 fn a_60_mib_unauthenticated_attach_costs_nothing() {
     let bed = bed("");
     let addr = bed.sidecar.addr;
@@ -269,6 +272,7 @@ fn a_60_mib_unauthenticated_attach_costs_nothing() {
 
 /// Attack 2: 32 connections each announcing a 64 MiB body.
 #[test]
+#[ignore = "floods the machine: run alone by scripts/test.sh (cargo test --test front_door -- --ignored --test-threads 1)"]
 fn thirty_two_announced_64_mib_bodies_cost_nothing() {
     let bed = bed("");
     let addr = bed.sidecar.addr;
@@ -292,6 +296,7 @@ fn thirty_two_announced_64_mib_bodies_cost_nothing() {
 /// Attack 3a: 5,000 idle connections held open: the oldest are shed, an honest client gets in
 /// while they are being opened and after all of them are.
 #[test]
+#[ignore = "floods the machine: run alone by scripts/test.sh (cargo test --test front_door -- --ignored --test-threads 1)"]
 fn five_thousand_idle_connections_lock_nobody_out() {
     raise_own_fd_limit(8192);
     let bed = bed("");
@@ -333,6 +338,7 @@ fn five_thousand_idle_connections_lock_nobody_out() {
 /// Attack 3b: 200 connections that send half a header and are re-opened as soon as they are
 /// dropped.
 #[test]
+#[ignore = "floods the machine: run alone by scripts/test.sh (cargo test --test front_door -- --ignored --test-threads 1)"]
 fn half_header_reopeners_lock_nobody_out() {
     let bed = bed("limits:\n  auth_timeout: 2s\n");
     let addr = bed.sidecar.addr;
@@ -363,6 +369,7 @@ fn half_header_reopeners_lock_nobody_out() {
 /// Attack 3c: 32 clients that flood requests and never read the replies are closed within the
 /// handshake's deadline, however much they send.
 #[test]
+#[ignore = "floods the machine: run alone by scripts/test.sh (cargo test --test front_door -- --ignored --test-threads 1)"]
 fn non_reading_flooders_are_closed_in_time() {
     let bed = bed("limits:\n  auth_timeout: 3s\n");
     let addr = bed.sidecar.addr;
@@ -425,6 +432,7 @@ fn non_reading_flooders_are_closed_in_time() {
 /// Attack 3d: A flood from an address outside `auth.allow` is closed at accept, before any
 /// budget is spent, while a client from an allowed address gets in.
 #[test]
+#[ignore = "floods the machine: run alone by scripts/test.sh (cargo test --test front_door -- --ignored --test-threads 1)"]
 fn a_disallowed_address_holds_no_slot() {
     let bed = bed("  allow: [127.0.0.2/32]\n");
     let addr = bed.sidecar.addr;
@@ -479,6 +487,7 @@ fn a_disallowed_address_holds_no_slot() {
 /// Attack 8: A brute force of 10,000 wrong tokens: the metric counts every one, the log stays
 /// short, each refusal waited for the failure delay, and the honest client gets in.
 #[test]
+#[ignore = "floods the machine: run alone by scripts/test.sh (cargo test --test front_door -- --ignored --test-threads 1)"]
 fn brute_force_is_slowed_counted_and_quiet() {
     // One refusal with the default delay: it waits.
     {
@@ -546,6 +555,7 @@ fn brute_force_is_slowed_counted_and_quiet() {
 /// Attack 7: One `output` event with 200,000 container paths takes about ten times as long as
 /// one with 20,000 (linear), and the health endpoint answers meanwhile.
 #[test]
+#[ignore = "floods the machine: run alone by scripts/test.sh (cargo test --test front_door -- --ignored --test-threads 1)"]
 fn path_mapping_in_output_is_linear() {
     let bed = bed("");
     let mut c = DapClient::connect(bed.sidecar.addr);
@@ -609,6 +619,7 @@ fn path_mapping_in_output_is_linear() {
 
 /// Item 10 (low): A paused app that is killed does not leave `debuggee_stopped` at 1.
 #[test]
+#[ignore = "floods the machine: run alone by scripts/test.sh (cargo test --test front_door -- --ignored --test-threads 1)"]
 fn a_killed_paused_app_is_not_reported_stopped() {
     let mut bed = bed("");
     let mut c = DapClient::connect(bed.sidecar.addr);
@@ -625,6 +636,7 @@ fn a_killed_paused_app_is_not_reported_stopped() {
 /// refused by default; with `auth.allow_exposed_upstream` it is relayed with a warning;
 /// a connection that goes around the sidecar is counted.
 #[test]
+#[ignore = "floods the machine: run alone by scripts/test.sh (cargo test --test front_door -- --ignored --test-threads 1)"]
 fn an_exposed_debugpy_is_detected_and_refused() {
     let mut app = App::prepare();
     app.launch_full(None, "0.0.0.0", "main.py", &[], "app started");
@@ -700,6 +712,7 @@ fn an_exposed_debugpy_is_detected_and_refused() {
 /// Attack 6: The app's command line carries secrets in six styles; neither `/status` nor the
 /// page shows any of them.
 #[test]
+#[ignore = "floods the machine: run alone by scripts/test.sh (cargo test --test front_door -- --ignored --test-threads 1)"]
 fn status_and_page_show_no_secrets() {
     let secrets = [
         "S3CRET-api-key",
@@ -750,6 +763,7 @@ fn status_and_page_show_no_secrets() {
 
 /// Attack 5: `/readyz` stays fast while 256 clients poll `/status`.
 #[test]
+#[ignore = "floods the machine: run alone by scripts/test.sh (cargo test --test front_door -- --ignored --test-threads 1)"]
 fn readyz_stays_fast_while_status_is_hammered() {
     let bed = bed("");
     let http = bed.sidecar.http;
@@ -789,6 +803,7 @@ fn readyz_stays_fast_while_status_is_hammered() {
 /// default fd limit), they are closed after `http.header_timeout`, and SIGTERM ends the
 /// sidecar within 5 s while they are open.
 #[test]
+#[ignore = "floods the machine: run alone by scripts/test.sh (cargo test --test front_door -- --ignored --test-threads 1)"]
 fn half_header_http_clients_neither_block_health_nor_shutdown() {
     raise_own_fd_limit(4096);
     let mut bed = bed("http:\n  port: 0\n  header_timeout: 3s\n");
