@@ -18,7 +18,7 @@ use std::time::{Duration, Instant};
 
 use common::dap::DapClient;
 use common::{
-    App, SOON, Sidecar, TOKEN, break_line, http_get, mapping_yaml, upstream_yaml, vm_rss,
+    App, SOON, Sidecar, TOKEN, break_line, http_get, mapping_yaml, upstream_yaml, vm_hwm, vm_rss,
 };
 use serde_json::json;
 
@@ -104,19 +104,6 @@ fn honest_session(addr: SocketAddr) -> Duration {
     took
 }
 
-/// `VmHWM`: the process's peak RSS.
-fn peak_rss(pid: u32) -> u64 {
-    std::fs::read_to_string(format!("/proc/{pid}/status"))
-        .ok()
-        .and_then(|s| {
-            s.lines()
-                .find_map(|l| l.strip_prefix("VmHWM:"))
-                .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<u64>().ok())
-        })
-        .unwrap_or(u64::MAX)
-        * 1024
-}
-
 fn open_fds(pid: u32) -> usize {
     std::fs::read_dir(format!("/proc/{pid}/fd"))
         .map(|d| d.count())
@@ -153,7 +140,7 @@ fn manifest_memory_limit() -> u64 {
 /// Prints the memory figures and checks the peak against idle and the shipped limit.
 fn memory_report(bed: &Bed, attack: &str, slack_mib: u64) {
     let pid = bed.sidecar.pid();
-    let peak = peak_rss(pid);
+    let peak = vm_hwm(pid);
     let limit = manifest_memory_limit();
     println!(
         "{attack}: sidecar RSS idle {:.1} MiB, peak {:.1} MiB, now {:.1} MiB, fds {} (manifest limit {:.0} MiB)",

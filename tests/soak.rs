@@ -15,7 +15,7 @@ use std::thread;
 use std::time::Instant;
 
 use common::dap::DapClient;
-use common::{SOON, Sidecar, http_get, vm_rss};
+use common::{SOON, Sidecar, http_get, vm_hwm, vm_rss};
 use serde_json::{Value, json};
 
 const REMOTE_ROOT: &str = "/usr/src/app";
@@ -347,16 +347,4 @@ fn soak_many_messages_keep_memory_flat() {
     );
     assert!(fds1 <= fds0, "fd leak: {fds0} -> {fds1}");
     assert!(rss1 <= rss0 + RSS_SETTLE, "RSS grew from {rss0} to {rss1}");
-}
-
-fn vm_hwm(pid: u32) -> u64 {
-    std::fs::read_to_string(format!("/proc/{pid}/status"))
-        .ok()
-        .and_then(|s| {
-            s.lines()
-                .find_map(|l| l.strip_prefix("VmHWM:"))
-                .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<u64>().ok())
-        })
-        .unwrap_or(0)
-        * 1024
 }

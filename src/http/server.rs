@@ -33,13 +33,14 @@ use hyper::body::Incoming;
 use hyper::server::conn::http1;
 use hyper_util::rt::{TokioIo, TokioTimer};
 use hyper_util::service::TowerToHyperService;
-use tokio::net::{TcpListener, TcpSocket, TcpStream};
+use tokio::net::{TcpListener, TcpStream};
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, info, warn};
 
 use crate::proxy::Shared;
 use crate::proxy::admission::{Place, Queue};
+use crate::proxy::listener::bind_with_backlog;
 
 /// How long connections get to finish after the shutdown signal.
 pub const GRACE: Duration = Duration::from_secs(1);
@@ -59,22 +60,9 @@ pub async fn bind(
     shutdown: CancellationToken,
 ) -> io::Result<(SocketAddr, impl Future<Output = io::Result<()>>)> {
     let addr = SocketAddr::new(shared.config.http.host, shared.config.http.port);
-    let listener = listen(addr, shared.config.limits.listen_backlog)?;
+    let listener = bind_with_backlog(addr, shared.config.limits.listen_backlog)?;
     let bound = listener.local_addr()?;
     Ok((bound, serve(listener, shared, shutdown)))
-}
-
-/// A listening socket like `TcpListener::bind` makes (`SO_REUSEADDR` on Unix), with
-/// the given backlog.
-fn listen(addr: SocketAddr, backlog: u32) -> io::Result<TcpListener> {
-    let socket = if addr.is_ipv4() {
-        TcpSocket::new_v4()?
-    } else {
-        TcpSocket::new_v6()?
-    };
-    socket.set_reuseaddr(true)?;
-    socket.bind(addr)?;
-    socket.listen(backlog)
 }
 
 /// The router with the request timeout, as a hyper service.
@@ -461,7 +449,8 @@ mod tests {
             )),
             timeout: Duration::from_millis(100),
         };
-        let listener = listen(SocketAddr::from(([127, 0, 0, 1], 0)), 16).expect("listen");
+        let listener =
+            bind_with_backlog(SocketAddr::from(([127, 0, 0, 1], 0)), 16).expect("listen");
         let addr = listener.local_addr().expect("addr");
         let serving = tokio::spawn(async move {
             let (stream, _) = listener.accept().await.expect("accept");

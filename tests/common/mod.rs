@@ -467,12 +467,22 @@ pub fn http_get(addr: SocketAddr, path: &str) -> (u16, String) {
 
 /// `VmRSS` of a process in bytes, read directly from `/proc`.
 pub fn vm_rss(pid: u32) -> u64 {
+    proc_status_bytes(pid, "VmRSS:")
+}
+
+/// `VmHWM` (the peak RSS) of a process in bytes, read directly from `/proc`.
+pub fn vm_hwm(pid: u32) -> u64 {
+    proc_status_bytes(pid, "VmHWM:")
+}
+
+/// A `kB` field of `/proc/<pid>/status`, in bytes.
+fn proc_status_bytes(pid: u32, field: &str) -> u64 {
     let status = fs::read_to_string(format!("/proc/{pid}/status")).expect("proc status");
     let kib: u64 = status
         .lines()
-        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .find_map(|l| l.strip_prefix(field))
         .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
-        .expect("VmRSS");
+        .unwrap_or_else(|| panic!("{field} missing from /proc/{pid}/status"));
     kib * 1024
 }
 
