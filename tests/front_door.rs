@@ -18,7 +18,8 @@ use std::time::{Duration, Instant};
 
 use common::dap::DapClient;
 use common::{
-    App, SOON, Sidecar, TOKEN, break_line, http_get, mapping_yaml, upstream_yaml, vm_hwm, vm_rss,
+    App, SOON, Sidecar, TOKEN, break_line, http_get, mapping_yaml, open_fds, upstream_yaml, vm_hwm,
+    vm_rss,
 };
 use serde_json::json;
 
@@ -102,12 +103,6 @@ fn honest_session(addr: SocketAddr) -> Duration {
     c.request("disconnect", json!({"terminateDebuggee": false}));
     assert!(c.closed(SOON));
     took
-}
-
-fn open_fds(pid: u32) -> usize {
-    std::fs::read_dir(format!("/proc/{pid}/fd"))
-        .map(|d| d.count())
-        .unwrap_or(0)
 }
 
 /// The sidecar container's memory limit in the shipped Deployment, in bytes.

@@ -15,7 +15,7 @@ use std::thread;
 use std::time::Instant;
 
 use common::dap::DapClient;
-use common::{SOON, Sidecar, http_get, vm_hwm, vm_rss};
+use common::{SOON, Sidecar, http_get, open_fds, vm_hwm, vm_rss};
 use serde_json::{Value, json};
 
 const REMOTE_ROOT: &str = "/usr/src/app";
@@ -132,12 +132,6 @@ fn answer(command: &str, arguments: &Value) -> Value {
         }
         _ => json!({}),
     }
-}
-
-fn open_fds(pid: u32) -> usize {
-    std::fs::read_dir(format!("/proc/{pid}/fd"))
-        .map(|d| d.count())
-        .unwrap_or(0)
 }
 
 fn sessions_active(sidecar: &Sidecar) -> i64 {
