@@ -6,7 +6,9 @@
 //! (`limits.max_unauthenticated`), and when the cap is reached the **oldest** one is
 //! shed to make room for the newest: a flood of idle or slow connections only ever
 //! holds the slots for as long as it keeps opening new ones, and an honest client, whose
-//! handshake takes milliseconds, gets through. Authenticated sessions have their own
+//! handshake takes milliseconds, gets through. Connections that have sent a complete
+//! message are shed only after every one that has not (an idle flood never pushes out a
+//! client in the middle of its handshake). Authenticated sessions have their own
 //! budget (`limits.max_connections`) that no unauthenticated connection can take.
 //!
 //! The same queue, with its own cap, sheds the oldest HTTP connection when the HTTP
@@ -23,8 +25,9 @@ use tokio_util::sync::{CancellationToken, WaitForCancellationFutureOwned};
 pub struct Queue {
     /// Most entries at once.
     cap: usize,
-    /// Entries by arrival number (so the first is the oldest), with their shed signal.
-    entries: Mutex<BTreeMap<u64, CancellationToken>>,
+    /// Entries by arrival number (so the first is the oldest), with their shed signal:
+    /// `[0]` those that have sent nothing complete yet, `[1]` those that have.
+    entries: Mutex<[BTreeMap<u64, CancellationToken>; 2]>,
     /// Arrival numbers.
     next: std::sync::atomic::AtomicU64,
 }
@@ -44,12 +47,12 @@ impl Queue {
     pub fn new(cap: usize) -> Arc<Queue> {
         Arc::new(Queue {
             cap: cap.max(1),
-            entries: Mutex::new(BTreeMap::new()),
+            entries: Mutex::new([BTreeMap::new(), BTreeMap::new()]),
             next: std::sync::atomic::AtomicU64::new(0),
         })
     }
 
-    fn with<T>(&self, f: impl FnOnce(&mut BTreeMap<u64, CancellationToken>) -> T) -> T {
+    fn with<T>(&self, f: impl FnOnce(&mut [BTreeMap<u64, CancellationToken>; 2]) -> T) -> T {
         // A poisoned lock only means another thread panicked mid-update of plain data.
         let mut guard = self.entries.lock().unwrap_or_else(|e| e.into_inner());
         f(&mut guard)
@@ -60,10 +63,13 @@ impl Queue {
         let id = self.next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         let shed = CancellationToken::new();
         let shed_one = self.with(|entries| {
-            let oldest = (entries.len() >= self.cap)
-                .then(|| entries.pop_first())
+            let full = entries[0].len() + entries[1].len() >= self.cap;
+            // The oldest of those that have sent nothing yet goes first; only when every
+            // place is held by a connection that has, the oldest of those.
+            let oldest = full
+                .then(|| entries[0].pop_first().or_else(|| entries[1].pop_first()))
                 .flatten();
-            entries.insert(id, shed.clone());
+            entries[0].insert(id, shed.clone());
             oldest
         });
         if let Some((_, token)) = &shed_one {
@@ -79,7 +85,7 @@ impl Queue {
 
     /// How many connections hold a place now.
     pub fn len(&self) -> usize {
-        self.with(|entries| entries.len())
+        self.with(|entries| entries[0].len() + entries[1].len())
     }
 
     /// Whether nobody holds a place.
@@ -94,6 +100,16 @@ impl Place {
         self.shed.clone().cancelled_owned()
     }
 
+    /// Records that this connection has sent a complete message: it is shed only after
+    /// every connection that has not.
+    pub fn progressed(&self) {
+        self.queue.with(|entries| {
+            if let Some(token) = entries[0].remove(&self.id) {
+                entries[1].insert(self.id, token);
+            }
+        });
+    }
+
     /// Whether this connection has been shed.
     pub fn is_shed(&self) -> bool {
         self.shed.is_cancelled()
@@ -102,7 +118,11 @@ impl Place {
 
 impl Drop for Place {
     fn drop(&mut self) {
-        self.queue.with(|entries| entries.remove(&self.id));
+        self.queue.with(|entries| {
+            for class in entries.iter_mut() {
+                class.remove(&self.id);
+            }
+        });
     }
 }
 
@@ -150,6 +170,22 @@ mod tests {
         assert!(!c.is_shed());
         drop(a); // already shed: leaving changes nothing
         assert_eq!(queue.len(), 2);
+    }
+
+    #[test]
+    fn connections_that_sent_something_are_shed_last() {
+        let queue = Queue::new(2);
+        let (talker, _) = queue.admit();
+        talker.progressed();
+        let (idle, _) = queue.admit();
+        let (newest, shed) = queue.admit();
+        assert!(shed);
+        assert!(idle.is_shed(), "the idle one goes first, though newer");
+        assert!(!talker.is_shed());
+        newest.progressed();
+        let (_another, _) = queue.admit();
+        assert!(talker.is_shed(), "with nobody idle, the oldest of all");
+        assert!(!newest.is_shed());
     }
 
     #[test]

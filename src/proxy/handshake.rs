@@ -123,7 +123,7 @@ impl Session {
     ) -> Result<Attach, Outcome> {
         let deadline = self.accepted + self.shared.config.limits.auth_timeout;
         let step = tokio::select! {
-            step = timeout_at(deadline, self.read_attach()) => match step {
+            step = timeout_at(deadline, self.read_attach(place)) => match step {
                 Ok(step) => step,
                 Err(_) => {
                     throttled!(self.shared.log_throttle, "auth_timeout", info!(peer = %self.peer, "closing connection: no valid attach within limits.auth_timeout"));
@@ -152,13 +152,14 @@ impl Session {
     }
 
     /// Reads messages until a valid `attach` (or a reason to stop).
-    async fn read_attach(&mut self) -> Step {
+    async fn read_attach(&mut self, place: &Place) -> Step {
         let mut initialize = None;
         for _ in 0..MAX_MESSAGES {
             let msg = match self.read_preauth().await {
                 Ok(msg) => msg,
                 Err(outcome) => return Step::End(outcome),
             };
+            place.progressed();
             if msg.kind != Kind::Request {
                 debug!(peer = %self.peer, kind = ?msg.kind, name = %msg.name, "ignoring non-request before attach");
                 continue;
