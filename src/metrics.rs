@@ -202,19 +202,17 @@ impl Metrics {
         })
     }
 
-    /// Publishes a monitor sample. Series of a process that is not found are removed,
-    /// so dashboards show a gap rather than a stale value.
+    /// Publishes a monitor sample (`upstream_up` is the upstream watch's). Series of a
+    /// process that is not found are removed, so dashboards show a gap rather than a
+    /// stale value.
     pub fn set_target(
         &self,
-        upstream_listening: bool,
         debuggee: Option<Memory>,
         adapter: Option<Memory>,
         debuggee_rate: Option<f64>,
         adapter_rate: Option<f64>,
         growth_since_attach: Option<i64>,
     ) {
-        // `upstream_up` is kept by the upstream watch, which looks every second.
-        let _ = upstream_listening;
         self.target_up.set(i64::from(debuggee.is_some()));
         for (role, memory, rate) in [
             ("debuggee", debuggee, debuggee_rate),

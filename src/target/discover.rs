@@ -49,8 +49,6 @@ use crate::config::{TargetConfig, TargetPid};
 /// What discovery found.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Found {
-    /// Whether something listens on the upstream port.
-    pub upstream_listening: bool,
     /// The app process.
     pub debuggee: Option<ProcessInfo>,
     /// debugpy's adapter process.
@@ -193,11 +191,6 @@ pub fn socket_inodes(pid: i32) -> Option<HashSet<u64>> {
     sockets_of(&Process::new(pid).ok()?)
 }
 
-/// Whether something listens on `port` (any address), from `/proc/net/tcp{,6}`.
-pub fn upstream_listening(port: u16) -> bool {
-    !tcp_sockets(|s| s.state == TcpSocketState::Listen && s.local.port() == port).is_empty()
-}
-
 fn processes() -> Vec<Proc> {
     let me = std::process::id() as i32;
     let Ok(all) = procfs::process::all_processes() else {
@@ -286,8 +279,9 @@ pub fn redact_argv<S: AsRef<str>>(argv: &[S]) -> String {
     out.join(" ")
 }
 
-/// [`redact_argv`] for a space-joined command line.
-pub fn redact(cmdline: &str) -> String {
+/// [`redact_argv`] for a space-joined command line (for tests).
+#[cfg(test)]
+fn redact(cmdline: &str) -> String {
     redact_argv(&cmdline.split_whitespace().collect::<Vec<_>>())
 }
 
@@ -505,7 +499,6 @@ pub fn discover(config: &TargetConfig, upstream_port: u16) -> Found {
         }
     };
     Found {
-        upstream_listening: !upstream_inodes.is_empty(),
         debuggee: debuggee.map(info),
         adapter: adapter.map(info),
     }
@@ -759,7 +752,6 @@ mod tests {
         let found = tcp_sockets(|s| s.local == addr);
         assert_eq!(found.len(), 1, "{found:?}");
         assert_eq!(found[0].state, TcpSocketState::Listen);
-        assert!(upstream_listening(addr.port()));
     }
 
     #[test]

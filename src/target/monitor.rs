@@ -283,14 +283,7 @@ impl Monitor {
                 "memory sampled"
             );
             let (d, a) = slopes(&s.history, config.memory.window);
-            metrics.set_target(
-                s.found.upstream_listening,
-                s.debuggee,
-                s.adapter,
-                d,
-                a,
-                growth(s),
-            );
+            metrics.set_target(s.debuggee, s.adapter, d, a, growth(s));
             let limit = config.memory.max_growth_while_attached?;
             let grown = u64::try_from(growth(s)?).ok()?;
             if grown > limit && !s.limit_raised {
