@@ -391,6 +391,9 @@ impl Sidecar {
             .arg(config.path())
             .args(["--log-format", "json"])
             .env("RUST_BACKTRACE", "1")
+            // The test switches share the sidecar's prefix; the sidecar must not see them.
+            .env_remove("DAP_SIDECAR_TEST_ECHO")
+            .env_remove("DAP_SIDECAR_TEST_PYTHON")
             .stdout(Stdio::null())
             .stderr(Stdio::piped());
         let mut child = wrap(cmd).spawn().expect("start sidecar");
