@@ -11,7 +11,7 @@
 //! - [`paths`]: component-wise, longest-root-first path mapping, Windows and POSIX.
 //! - [`proxy`]: the listener, the per-connection session, authentication, and the
 //!   path rewriting of messages.
-//! - [`target`]: finding the app and debugpy's adapter in `/proc`, reading their memory,
+//! - [`debuggee`]: finding the app and debugpy's adapter in `/proc`, reading their memory,
 //!   and the sampling monitor with history, growth fit and the attach limit.
 //! - [`http`]: `/healthz`, `/readyz`, `/metrics`, `/status` and `/`: axum routes served
 //!   by a hyper server with header and request timeouts, a connection cap that sheds the
@@ -22,6 +22,8 @@
 //! - [`metrics`]: the Prometheus metrics.
 //! - [`launch`]: `dap-sidecar launch -- python ...`, the app under debugpy per the config.
 //! - [`launch_json`]: the VS Code attach configuration for a given config.
+//! - [`state`]: the state shared by the listener, sessions, the watch and the HTTP
+//!   server.
 //! - [`server`]: wires it all together and handles shutdown signals.
 //! - `fuzzing` (hidden): the fuzz harnesses for the codec and the path rewriting.
 
@@ -29,6 +31,7 @@
 
 pub mod config;
 pub mod dap;
+pub mod debuggee;
 #[doc(hidden)]
 pub mod fuzzing;
 pub mod http;
@@ -38,5 +41,5 @@ pub mod metrics;
 pub mod paths;
 pub mod proxy;
 pub mod server;
-pub mod target;
+pub mod state;
 pub mod upstream_watch;

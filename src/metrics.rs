@@ -9,7 +9,7 @@ use prometheus::{
 };
 
 use crate::dap::message::{Kind, Message};
-use crate::target::memory::Memory;
+use crate::debuggee::memory::Memory;
 
 /// Every metric the sidecar exports.
 pub struct Metrics {

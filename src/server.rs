@@ -13,8 +13,8 @@ use tokio_util::sync::CancellationToken;
 use tracing::info;
 
 use crate::config::{Config, LogFormat};
-use crate::proxy::Shared;
 use crate::proxy::listener::Listener;
+use crate::state::Shared;
 
 /// How long startup waits for the upstream watcher's first look before serving HTTP.
 const FIRST_CHECK_WAIT: Duration = Duration::from_secs(2);

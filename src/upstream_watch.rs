@@ -40,9 +40,9 @@ use tokio_util::sync::CancellationToken;
 use tracing::{debug, info, warn};
 
 use crate::config::Config;
+use crate::debuggee::discover::{self, TcpSocket, TcpSocketState as RowState};
+use crate::debuggee::monitor::Monitor;
 use crate::metrics::Metrics;
-use crate::target::discover::{self, TcpSocket, TcpSocketState as RowState};
-use crate::target::monitor::Monitor;
 
 /// How often the watcher looks.
 pub const INTERVAL: Duration = Duration::from_secs(1);

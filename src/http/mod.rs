@@ -24,7 +24,6 @@ mod page;
 pub mod server;
 
 use std::sync::Arc;
-use std::sync::atomic::Ordering;
 use std::time::{Duration, SystemTime};
 
 use axum::Router;
@@ -35,9 +34,9 @@ use axum::routing::get;
 use serde_json::{Value, json};
 
 use crate::config::AuthConfig;
-use crate::proxy::Shared;
-use crate::target::discover;
-use crate::target::monitor::Snapshot;
+use crate::debuggee::discover;
+use crate::debuggee::monitor::Snapshot;
+use crate::state::Shared;
 use crate::upstream_watch::UpstreamState;
 
 pub use server::bind;
@@ -75,7 +74,7 @@ async fn healthz(State(shared): State<Arc<Shared>>) -> Response {
         .monitor
         .last_sample()
         .is_none_or(|t| t.elapsed() <= grace);
-    if !shared.listener_running.load(Ordering::Relaxed) {
+    if !shared.listener_running() {
         (
             StatusCode::SERVICE_UNAVAILABLE,
             "DAP accept loop is not running\n",
@@ -92,7 +91,7 @@ async fn healthz(State(shared): State<Arc<Shared>>) -> Response {
 fn not_ready(shared: &Shared, upstream: &UpstreamState) -> Vec<String> {
     let c = &shared.config;
     let mut reasons = Vec::new();
-    if !shared.dap_bound.load(Ordering::Relaxed) {
+    if !shared.dap_bound() {
         reasons.push("the DAP listener is not bound".to_owned());
     }
     match upstream.age() {
@@ -166,7 +165,8 @@ fn unix(t: SystemTime) -> f64 {
 
 fn status_json(shared: &Shared, snapshot: &Snapshot, upstream: &UpstreamState) -> Value {
     let c = &shared.config;
-    let process = |p: &Option<discover::ProcessInfo>, m: &Option<crate::target::memory::Memory>| {
+    let process = |p: &Option<discover::ProcessInfo>,
+                   m: &Option<crate::debuggee::memory::Memory>| {
         p.as_ref()
             .map(|p| json!({ "pid": p.pid, "cmdline": p.cmdline, "memory": m }))
     };
@@ -408,7 +408,7 @@ mod tests {
             get(&shared, "/healthz").await.0,
             StatusCode::SERVICE_UNAVAILABLE
         );
-        shared.listener_running.store(true, Ordering::Relaxed);
+        shared.set_listener_running(true);
         assert_eq!(
             get(&shared, "/healthz").await,
             (StatusCode::OK, "ok\n".into())

@@ -7,12 +7,11 @@
 //! otherwise be a false promise.
 
 use std::fmt::Write as _;
-use std::sync::atomic::Ordering;
 use std::time::{Duration, SystemTime};
 
-use crate::proxy::Shared;
-use crate::target::discover;
-use crate::target::monitor::Snapshot;
+use crate::debuggee::discover;
+use crate::debuggee::monitor::Snapshot;
+use crate::state::Shared;
 use crate::upstream_watch::UpstreamState;
 
 /// Escapes text for HTML.
@@ -132,7 +131,7 @@ table{{border-collapse:collapse;margin:.5em 0 1.5em}}td,th{{padding:.25em .8em;b
     };
     let proc_row = |name: &str,
                     p: &Option<discover::ProcessInfo>,
-                    m: &Option<crate::target::memory::Memory>,
+                    m: &Option<crate::debuggee::memory::Memory>,
                     r: Option<f64>| {
         match p {
             Some(p) => format!(
@@ -155,11 +154,7 @@ table{{border-collapse:collapse;margin:.5em 0 1.5em}}td,th{{padding:.25em .8em;b
          <tr><th>auth</th><td colspan=\"4\">{}</td></tr>{}{}\
          <tr><th>since attach</th><td colspan=\"4\">{}{}</td></tr></table>",
         esc(&shared.dap_address()),
-        yes_no(
-            shared.dap_bound.load(Ordering::Relaxed),
-            "bound",
-            "not bound"
-        ),
+        yes_no(shared.dap_bound(), "bound", "not bound"),
         esc(&c.upstream),
         upstream_state(upstream),
         auth_state(shared, upstream),
@@ -271,12 +266,12 @@ fn chart(s: &Snapshot) -> String {
     );
     for (pick, color, class) in [
         (
-            (|p: &crate::target::monitor::Point| p.debuggee) as fn(&_) -> Option<u64>,
+            (|p: &crate::debuggee::monitor::Point| p.debuggee) as fn(&_) -> Option<u64>,
             "#1f5fbf",
             "debuggee",
         ),
         (
-            |p: &crate::target::monitor::Point| p.adapter,
+            |p: &crate::debuggee::monitor::Point| p.adapter,
             "#e07b00",
             "adapter",
         ),

@@ -38,9 +38,9 @@ use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, info, warn};
 
-use crate::proxy::Shared;
 use crate::proxy::admission::{Place, Queue};
 use crate::proxy::listener::bind_with_backlog;
+use crate::state::Shared;
 
 /// How long connections get to finish after the shutdown signal.
 pub const GRACE: Duration = Duration::from_secs(1);
@@ -219,7 +219,6 @@ async fn connection(
 mod tests {
     use super::*;
     use crate::config::Config;
-    use std::sync::atomic::Ordering;
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
     /// A started server and what the tests need of it.
@@ -240,7 +239,7 @@ mod tests {
         config.http.port = 0;
         change(&mut config);
         let shared = Arc::new(Shared::new(config).expect("metrics"));
-        shared.listener_running.store(true, Ordering::Relaxed);
+        shared.set_listener_running(true);
         let shutdown = CancellationToken::new();
         let (addr, serve) = bind(shared.clone(), shutdown.clone()).await.expect("bind");
         Server {

@@ -24,9 +24,9 @@ use tracing::{debug, info, warn};
 
 use crate::dap::codec::DapCodec;
 use crate::dap::message;
-use crate::proxy::Shared;
 use crate::proxy::auth::Refusal;
 use crate::proxy::session::Session;
+use crate::state::Shared;
 use crate::throttled;
 
 /// How long sessions get to end cleanly after a shutdown signal.
@@ -73,7 +73,7 @@ impl Listener {
     pub async fn run(self, shutdown: CancellationToken) {
         let next_id = AtomicU64::new(1);
         let mut sessions = JoinSet::new();
-        self.shared.listener_running.store(true, Ordering::Relaxed);
+        self.shared.set_listener_running(true);
         loop {
             let accepted = tokio::select! {
                 accepted = self.listener.accept() => accepted,

@@ -31,11 +31,11 @@ use crate::config::OnLimit;
 use crate::dap::codec::{CodecError, DapCodec, Frame, StreamingCodec};
 use crate::dap::message::{self, Kind, Message};
 use crate::paths::PathMapper;
-use crate::proxy::Shared;
 use crate::proxy::admission::Place;
 use crate::proxy::auth::Refusal;
 use crate::proxy::handshake::{Attach, HandBack, default_capabilities};
 use crate::proxy::rewrite::{self, arguments};
+use crate::state::Shared;
 
 /// How a session ended; the label of `sessions_total{outcome}`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -283,10 +283,7 @@ impl Session {
         let deadline = started + limit;
         let mut backoff = Duration::from_millis(50);
         let mut next_report = started;
-        if timeout(DISCONNECT_GRACE, self.shared.finalizing.write())
-            .await
-            .is_err()
-        {
+        if !self.shared.wait_finalized(DISCONNECT_GRACE).await {
             warn!(peer = %self.peer, "a previous session is still ending; attaching anyway");
         }
         loop {
@@ -548,7 +545,7 @@ impl Session {
     /// request and sends `terminated` after releasing the app, or closes the connection.
     /// Only then may the next client attach.
     async fn disconnect_upstream(&mut self, upstream: &mut Upstream) {
-        let _finalizing = self.shared.finalizing.clone().read_owned().await;
+        let _finalizing = self.shared.finalizing().await;
         let seq = self.max_client_seq + 1;
         let request = message::request(
             seq,
@@ -595,7 +592,7 @@ impl Session {
         self.shared.metrics.count_message(false, &msg);
         if msg.is_request("disconnect") {
             state.client_disconnect = Some(msg.seq);
-            state.finalizing = Some(self.shared.finalizing.clone().read_owned().await);
+            state.finalizing = Some(self.shared.finalizing().await);
         }
         if let Err(e) = rewrite::to_upstream(&mut msg, &mut self.mapper) {
             warn!(peer = %self.peer, reason = %e, "could not map paths in a client message");

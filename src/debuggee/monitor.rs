@@ -16,9 +16,9 @@ use tokio_util::sync::CancellationToken;
 use tracing::{debug, info, warn};
 
 use crate::config::{Config, OnLimit, TargetConfig};
+use crate::debuggee::discover::{self, Found};
+use crate::debuggee::memory::{self, Memory};
 use crate::metrics::Metrics;
-use crate::target::discover::{self, Found};
-use crate::target::memory::{self, Memory};
 
 /// Most history points kept for the chart.
 const MAX_POINTS: usize = 2000;
