@@ -188,8 +188,16 @@ impl Message {
         if !edit(&mut map) {
             return Ok(false);
         }
-        self.bytes = Bytes::from(serde_json::to_vec(&Value::Object(map))?);
+        self.set_map(map)?;
         Ok(true)
+    }
+
+    /// Replaces the message with `map`, a [`Message::to_map`] of it since edited (the
+    /// envelope fields must stay as they are): the end of a [`Message::rewrite`] for an
+    /// edit that keeps the map across several steps.
+    pub fn set_map(&mut self, map: Map<String, Value>) -> Result<(), MessageError> {
+        self.bytes = Bytes::from(serde_json::to_vec(&Value::Object(map))?);
+        Ok(())
     }
 
     /// Lets `edit` replace the body's bytes (returning `None` keeps them); `edit` must

@@ -15,10 +15,11 @@
 //! - **failures**: a refused `attach` is answered after `limits.auth_failure_delay`, one
 //!   attempt per connection, and logged through the [`super::throttle`].
 //!
-//! The sidecar answers `initialize` itself with debugpy's usual capabilities, refuses
-//! `launch` and anything else, and on a valid `attach` hands the session on with the
-//! client's `initialize`, the `attach` without `token` and `pathMappings`, and the path
-//! mapper for this client.
+//! The sidecar answers `initialize` itself with debugpy's usual capabilities
+//! ([`default_capabilities`]), refuses `launch` and anything else, and on a valid
+//! `attach` hands the session on with the client's `initialize`, the `attach` without
+//! `token` and `pathMappings`, and the path mapper for this client (taken out of the
+//! `attach` in [`super::attach`]).
 
 use std::time::Duration;
 
@@ -27,12 +28,11 @@ use tokio::time::{Instant, sleep, timeout, timeout_at};
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, info};
 
-use crate::config::DEFAULT_REMOTE_ROOT;
 use crate::dap::message::{self, Kind, Message};
-use crate::paths::PathMapper;
 use crate::proxy::admission::Place;
+use crate::proxy::attach::Attach;
 use crate::proxy::auth::{Refusal, presented_token};
-use crate::proxy::rewrite::{arguments, take_argument};
+use crate::proxy::capabilities::default_capabilities;
 use crate::proxy::session::{Outcome, Session};
 use crate::throttled;
 
@@ -45,64 +45,6 @@ pub const WRITE_WAIT: Duration = Duration::from_secs(1);
 
 /// How long a client whose attach failed may take to say `disconnect`.
 const LINGER: Duration = Duration::from_secs(5);
-
-/// The capabilities announced before debugpy is reached: debugpy 1.8's, so that the
-/// `capabilities` event is only needed when the upstream really differs.
-pub fn default_capabilities() -> Value {
-    json!({
-        "supportsCompletionsRequest": true,
-        "supportsConditionalBreakpoints": true,
-        "supportsConfigurationDoneRequest": true,
-        "supportsDebuggerProperties": true,
-        "supportsDelayedStackTraceLoading": true,
-        "supportsEvaluateForHovers": true,
-        "supportsExceptionInfoRequest": true,
-        "supportsExceptionOptions": true,
-        "supportsFunctionBreakpoints": true,
-        "supportsHitConditionalBreakpoints": true,
-        "supportsLogPoints": true,
-        "supportsModulesRequest": true,
-        "supportsSetExpression": true,
-        "supportsSetVariable": true,
-        "supportsValueFormattingOptions": true,
-        "supportsTerminateDebuggee": true,
-        "supportsTerminateRequest": true,
-        "supportsGotoTargetsRequest": true,
-        "supportsClipboardContext": true,
-        "exceptionBreakpointFilters": [
-            {"filter": "raised", "label": "Raised Exceptions", "default": false,
-             "description": "Break whenever any exception is raised."},
-            {"filter": "uncaught", "label": "Uncaught Exceptions", "default": true,
-             "description": "Break when the process is exiting due to unhandled exception."},
-            {"filter": "userUnhandled", "label": "User Uncaught Exceptions", "default": false,
-             "description": "Break when exception escapes into library code."}
-        ],
-        "supportsStepInTargetsRequest": true
-    })
-}
-
-/// What the handshake learned from an authenticated client.
-pub struct Attach {
-    /// The client's `initialize`, to forward upstream.
-    pub initialize: Option<Message>,
-    /// The `attach` with `token` and `pathMappings` removed.
-    pub attach: Message,
-    /// What to hand back in subprocess configurations.
-    pub handed_back: HandBack,
-}
-
-/// The client's own attach values that the sidecar removed or rewrote. debugpy builds a
-/// subprocess's attach configuration from the attach it received; putting these back
-/// lets the IDE's new connection authenticate and map like this one.
-#[derive(Default)]
-pub struct HandBack {
-    /// `token`.
-    pub token: Option<Value>,
-    /// `pathMappings`.
-    pub path_mappings: Option<Value>,
-    /// `workspaceFolder`, as the client spelled it.
-    pub workspace_folder: Option<Value>,
-}
 
 /// How reading the handshake's messages ended.
 enum Step {
@@ -190,7 +132,7 @@ impl Session {
     }
 
     /// Checks the attach's token; on success takes the client's settings out of it.
-    fn authenticate(&mut self, mut msg: Message, initialize: Option<Message>) -> Step {
+    fn authenticate(&mut self, msg: Message, initialize: Option<Message>) -> Step {
         let presented = match presented_token(msg.bytes()) {
             Ok(token) => token,
             Err(e) => {
@@ -206,24 +148,11 @@ impl Session {
             return Step::Refuse(msg, refusal);
         }
         // Authenticated: from here on the message may be parsed whole.
-        let (Ok(token), Ok(path_mappings)) = (
-            take_argument(&mut msg, "token"),
-            take_argument(&mut msg, "pathMappings"),
-        ) else {
+        let Ok(attach) = self.take_settings(msg, initialize) else {
             return Step::End(Outcome::Abandoned);
         };
-        self.mapper = self.build_mapper(&msg, path_mappings.as_ref());
-        let workspace_folder = self.map_workspace_folder(&mut msg);
         info!(peer = %self.peer, "client authenticated");
-        Step::Attached(Box::new(Attach {
-            initialize,
-            attach: msg,
-            handed_back: HandBack {
-                token,
-                path_mappings,
-                workspace_folder,
-            },
-        }))
+        Step::Attached(Box::new(attach))
     }
 
     /// A refused attach: counted exactly, logged within the throttle, answered after
@@ -343,75 +272,5 @@ impl Session {
             }
         })
         .await;
-    }
-
-    /// The session's mappings: the client's `pathMappings` if it sent any (identity
-    /// entries, which some IDEs add by default, do not count), else the config's, with a
-    /// missing local root meaning the client's `workspaceFolder`.
-    fn build_mapper(&self, attach: &Message, client_mappings: Option<&Value>) -> PathMapper {
-        let args = attach
-            .to_map()
-            .ok()
-            .and_then(|mut m| m.remove("arguments"))
-            .unwrap_or(Value::Null);
-        let client_windows = args
-            .get("clientOS")
-            .and_then(Value::as_str)
-            .is_some_and(|os| os.eq_ignore_ascii_case("windows"));
-        let workspace = args.get("workspaceFolder").and_then(Value::as_str);
-
-        let from_client: Vec<(String, String)> = client_mappings
-            .and_then(Value::as_array)
-            .into_iter()
-            .flatten()
-            .filter_map(|m| {
-                let local = m.get("localRoot")?.as_str()?;
-                let remote = m.get("remoteRoot")?.as_str()?;
-                Some((local.to_owned(), remote.to_owned()))
-            })
-            .filter(|(local, remote)| local != remote)
-            .collect();
-        let pairs: Vec<(String, String)> = if !from_client.is_empty() {
-            from_client
-        } else if self.shared.config.path_mappings.is_empty() {
-            workspace
-                .map(|w| vec![(w.to_owned(), DEFAULT_REMOTE_ROOT.to_owned())])
-                .unwrap_or_default()
-        } else {
-            self.shared
-                .config
-                .path_mappings
-                .iter()
-                .filter_map(|m| {
-                    let local = m.local_root.as_deref().or(workspace)?;
-                    Some((local.to_owned(), m.remote_root.clone()))
-                })
-                .collect()
-        };
-        debug!(peer = %self.peer, mappings = ?pairs, "path mappings");
-        PathMapper::new(
-            pairs.iter().map(|(l, r)| (l.as_str(), r.as_str())),
-            client_windows,
-        )
-    }
-
-    /// Replaces the client's `workspaceFolder` (a local path) with its container path, so
-    /// debugpy sees no local paths; returns the original to hand back.
-    fn map_workspace_folder(&mut self, attach: &mut Message) -> Option<Value> {
-        let mut original = None;
-        let mapper = &mut self.mapper;
-        let _ = attach.rewrite(|map| {
-            let Some(Value::String(folder)) =
-                arguments(map).and_then(|a| a.get_mut("workspaceFolder"))
-            else {
-                return false;
-            };
-            let Some(remote) = mapper.to_remote(folder) else {
-                return false;
-            };
-            original = Some(Value::String(std::mem::replace(folder, remote)));
-            true
-        });
-        original
     }
 }

@@ -190,16 +190,6 @@ fn map_path_field(value: &mut Value, map: impl FnOnce(&str) -> Option<String>) -
     }
 }
 
-/// Takes a key out of a request's `arguments`.
-pub fn take_argument(msg: &mut Message, key: &str) -> Result<Option<Value>, MessageError> {
-    let mut taken = None;
-    msg.rewrite(|map| {
-        taken = arguments(map).and_then(|args| args.remove(key));
-        taken.is_some()
-    })?;
-    Ok(taken)
-}
-
 /// The `arguments` object of a request, if it has one.
 pub fn arguments(map: &mut Map<String, Value>) -> Option<&mut Map<String, Value>> {
     map.get_mut("arguments").and_then(Value::as_object_mut)
