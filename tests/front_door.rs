@@ -53,9 +53,10 @@ fn bed_for(app: App, extra_yaml: &str) -> Bed {
             .arg(cmd.get_program())
             .args(cmd.get_args());
         for (k, v) in cmd.get_envs() {
-            if let Some(v) = v {
-                limited.env(k, v);
-            }
+            match v {
+                Some(v) => limited.env(k, v),
+                None => limited.env_remove(k),
+            };
         }
         limited.stdout(std::process::Stdio::null());
         limited.stderr(std::process::Stdio::piped());

@@ -36,6 +36,18 @@ const DRAIN_GRACE: Duration = Duration::from_secs(8);
 /// does not spin.
 const ACCEPT_ERROR_PAUSE: Duration = Duration::from_millis(100);
 
+/// Whether the client has already sent something, without waiting (a look at the
+/// socket's receive queue). An honest client sends its `initialize` right after
+/// connecting, so under a flood of silent connections it is marked as talking at accept
+/// and is shed only after every silent one, however long its session task waits for a
+/// CPU. `None` if the socket cannot be handed back to the runtime.
+fn has_spoken(stream: TcpStream) -> Option<(TcpStream, bool)> {
+    let stream = stream.into_std().ok()?;
+    // Non-blocking (tokio sets it): the answer is immediate.
+    let talking = matches!(stream.peek(&mut [0u8; 1]), Ok(n) if n > 0);
+    Some((TcpStream::from_std(stream).ok()?, talking))
+}
+
 /// The bound DAP listener.
 pub struct Listener {
     /// The socket.
@@ -98,7 +110,13 @@ impl Listener {
                 continue;
             }
             let _ = stream.set_nodelay(true);
+            let Some((stream, talking)) = has_spoken(stream) else {
+                continue;
+            };
             let (place, shed) = self.shared.admission.unauthenticated.admit();
+            if talking {
+                place.progressed();
+            }
             if shed {
                 self.shared
                     .metrics
@@ -128,6 +146,11 @@ impl Listener {
                     info!(%peer, id, outcome = outcome.label(), "connection closed");
                 }
             });
+            // Let the new session read what its client already sent before accepting
+            // more: otherwise, with a full backlog, tokio lets this loop accept up to its
+            // budget of 128 connections in one go, and a flood could push a new honest
+            // client out of its place before it had a chance to say anything.
+            tokio::task::yield_now().await;
         }
         info!(
             open = sessions.len(),
