@@ -7,4 +7,4 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 export SOAK_SESSIONS="${SOAK_SESSIONS:-10000}"
 export SOAK_MESSAGES="${SOAK_MESSAGES:-1000000}"
-exec cargo test --release --test soak -- --nocapture --test-threads 1
+exec cargo test --release --test soak -- --ignored --nocapture --test-threads 1

@@ -2,6 +2,9 @@
 //! `tests/fuzz_regressions.rs`, which replays the seeds and every crash ever found.
 //! Each function takes arbitrary bytes and panics only when an invariant breaks.
 
+// Fuzz harnesses exist to panic when an invariant breaks.
+#![allow(clippy::expect_used, clippy::unwrap_used, clippy::panic)]
+
 use bytes::{Bytes, BytesMut};
 use serde_json::Value;
 use tokio_util::codec::{Decoder, Encoder};

@@ -24,10 +24,17 @@
 //! - [`launch_json`]: the VS Code attach configuration for a given config.
 //! - [`state`]: the state shared by the listener, sessions, the watch and the HTTP
 //!   server.
-//! - [`server`]: wires it all together and handles shutdown signals.
+//! - [`server`]: binds the ports, then serves until a shutdown token is cancelled (the
+//!   signals are handled in `main.rs`).
 //! - `fuzzing` (hidden): the fuzz harnesses for the codec and the path rewriting.
 
 #![forbid(unsafe_code)]
+#![deny(rust_2018_idioms, missing_docs)]
+// Input from the network, files and users never panics the sidecar (tests may).
+#![cfg_attr(
+    not(test),
+    deny(clippy::unwrap_used, clippy::expect_used, clippy::panic)
+)]
 
 pub mod config;
 pub mod dap;

@@ -86,13 +86,10 @@ fn main() -> ExitCode {
     match cli.command.unwrap_or(Command::Run) {
         Command::Check => {
             println!("configuration is valid");
-            println!("  dap:      {}:{}", config.host, config.port);
+            println!("  dap:      {}", config.dap_addr());
             println!("  upstream: {}", config.upstream);
-            println!("  http:     {}:{}", config.http.host, config.http.port);
-            println!(
-                "  auth:     {}",
-                dap_sidecar::http::auth_summary(&config.auth)
-            );
+            println!("  http:     {}", config.http.addr());
+            println!("  auth:     {}", config.auth.summary());
             for m in &config.path_mappings {
                 println!(
                     "  mapping:  {} <-> {}",
@@ -195,7 +192,7 @@ fn run(config: Config) -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    match runtime.block_on(dap_sidecar::server::run(config)) {
+    match runtime.block_on(serve_until_signal(config)) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             tracing::error!("{e}");
@@ -203,4 +200,33 @@ fn run(config: Config) -> ExitCode {
             ExitCode::FAILURE
         }
     }
+}
+
+/// Binds, serves until SIGTERM or SIGINT, then shuts down cleanly (see
+/// [`dap_sidecar::server`]).
+async fn serve_until_signal(config: Config) -> Result<(), String> {
+    let shutdown = tokio_util::sync::CancellationToken::new();
+    let signals = watch_signals(shutdown.clone()).map_err(|e| format!("signals: {e}"))?;
+    let server = dap_sidecar::server::Server::bind(config)
+        .await
+        .map_err(|e| e.to_string())?;
+    server.serve(shutdown).await;
+    signals.abort();
+    Ok(())
+}
+
+/// Cancels `shutdown` on the first SIGTERM or SIGINT.
+fn watch_signals(
+    shutdown: tokio_util::sync::CancellationToken,
+) -> std::io::Result<tokio::task::JoinHandle<()>> {
+    use tokio::signal::unix::{SignalKind, signal};
+    let mut term = signal(SignalKind::terminate())?;
+    let mut int = signal(SignalKind::interrupt())?;
+    Ok(tokio::spawn(async move {
+        tokio::select! {
+            _ = term.recv() => tracing::info!("SIGTERM: shutting down"),
+            _ = int.recv() => tracing::info!("SIGINT: shutting down"),
+        }
+        shutdown.cancel();
+    }))
 }

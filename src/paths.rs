@@ -258,7 +258,7 @@ struct Prefix {
 
 impl Prefix {
     /// The prefix of a parsed root.
-    fn of(root: &Parsed, style: Style) -> Self {
+    fn of(root: &Parsed<'_>, style: Style) -> Self {
         Prefix {
             anchor: root.anchor.owned(),
             parts: root.parts.iter().map(|p| p.text.to_owned()).collect(),
@@ -268,7 +268,7 @@ impl Prefix {
 
     /// Whether the normalised path `anchor` + `parts` is this root or under it (a
     /// relative path whose next component is `..` has climbed out of it).
-    fn covers(&self, anchor: &Anchor<&str>, parts: &[Part]) -> bool {
+    fn covers(&self, anchor: &Anchor<&str>, parts: &[Part<'_>]) -> bool {
         self.anchor.matches(anchor, self.style)
             && parts.len() >= self.parts.len()
             && self
@@ -341,7 +341,7 @@ impl Root {
 
     /// Appends the local path of the container components `rest` below this root to
     /// `out`, in the client's spelling and style.
-    fn write_local(&self, rest: &[Part], out: &mut String) {
+    fn write_local(&self, rest: &[Part<'_>], out: &mut String) {
         let from = out.len();
         out.push_str(self.spelling.as_deref().unwrap_or(&self.local));
         push_parts(out, from, rest, self.style);
@@ -349,7 +349,7 @@ impl Root {
 }
 
 /// `anchor` followed by `parts`, with `style`'s separator.
-fn render(anchor: &str, parts: &[Part], style: Style) -> String {
+fn render(anchor: &str, parts: &[Part<'_>], style: Style) -> String {
     let mut out = anchor.to_owned();
     push_parts(&mut out, 0, parts, style);
     out
@@ -357,7 +357,7 @@ fn render(anchor: &str, parts: &[Part], style: Style) -> String {
 
 /// Appends `parts` to the path `out` holds from byte `from` on, with `style`'s separator
 /// (none after nothing, a separator or a bare drive).
-fn push_parts(out: &mut String, from: usize, parts: &[Part], style: Style) {
+fn push_parts(out: &mut String, from: usize, parts: &[Part<'_>], style: Style) {
     for part in parts {
         let path = &out[from..];
         let bare_drive = style == Style::Windows && path.len() == 2 && path.ends_with(':');

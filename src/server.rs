@@ -1,11 +1,17 @@
-//! Starts the sidecar: logging, the DAP listener, the HTTP server, the memory monitor,
-//! the upstream watcher, and the shutdown signals.
+//! Starts the sidecar in two steps: [`Server::bind`] binds the DAP and HTTP listeners
+//! (and reports their addresses), [`Server::serve`] runs the listener, the HTTP server,
+//! the memory monitor and the upstream watcher until a shutdown token is cancelled.
 //!
-//! SIGTERM or SIGINT cancels one [`CancellationToken`] that every loop watches: the
-//! listener stops accepting, each session disconnects from debugpy (the app resumes) and
-//! tells its client, the HTTP server closes its connections within a second, and the
-//! process exits 0.
+//! The binary cancels that token on SIGTERM or SIGINT (`src/main.rs`); the in-process
+//! tests cancel it themselves. Once it is cancelled every loop stops: the listener stops
+//! accepting, each session disconnects from debugpy (the app resumes) and tells its
+//! client, the HTTP server closes its connections within a second, and
+//! [`Server::serve`] returns.
 
+use std::future::Future;
+use std::io;
+use std::net::SocketAddr;
+use std::pin::Pin;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -28,14 +34,11 @@ pub enum StartError {
         /// host:port from the config.
         addr: String,
         /// The OS error.
-        source: std::io::Error,
+        source: io::Error,
     },
     /// Metrics could not be registered (a bug).
     #[error("metrics: {0}")]
     Metrics(#[from] prometheus::Error),
-    /// Signal handlers could not be installed.
-    #[error("signals: {0}")]
-    Signals(std::io::Error),
 }
 
 /// Installs the global `tracing` subscriber for `config.log`.
@@ -51,81 +54,133 @@ pub fn init_logging(config: &Config) {
     }
 }
 
-/// Runs until SIGTERM/SIGINT, then shuts down cleanly.
-pub async fn run(config: Config) -> Result<(), StartError> {
-    let shutdown = CancellationToken::new();
-    let signals = watch_signals(shutdown.clone())?;
-    let shared = Arc::new(Shared::new(config)?);
-    let listener = Listener::bind(shared.clone())
-        .await
-        .map_err(|source| StartError::Bind {
-            addr: format!("{}:{}", shared.config.host, shared.config.port),
-            source,
-        })?;
-    let addr = listener.local_addr().map_err(|source| StartError::Bind {
-        addr: format!("{}:{}", shared.config.host, shared.config.port),
-        source,
-    })?;
-    info!(addr = %addr, upstream = %shared.config.upstream, "DAP listener bound");
-    shared.set_dap_bound(Some(addr));
+/// The HTTP server's future, bound but not yet polled.
+type HttpServer = Pin<Box<dyn Future<Output = io::Result<()>> + Send>>;
 
-    let upstream = {
-        let shared = shared.clone();
-        let token = shutdown.clone();
-        tokio::spawn(async move {
-            shared
-                .upstream
-                .run(&shared.config, &shared.metrics, &shared.monitor, token)
-                .await
-        })
-    };
-    // Probes find a checked upstream from the first request on.
-    shared.upstream.first_check(FIRST_CHECK_WAIT).await;
-
-    let http_addr = format!("{}:{}", shared.config.http.host, shared.config.http.port);
-    let (bound, http) = crate::http::bind(shared.clone(), shutdown.clone())
-        .await
-        .map_err(|source| StartError::Bind {
-            addr: http_addr,
-            source,
-        })?;
-    info!(addr = %bound, "HTTP listener bound");
-    let http = tokio::spawn(http);
-    let monitor = {
-        let shared = shared.clone();
-        let token = shutdown.clone();
-        tokio::spawn(async move {
-            shared
-                .monitor
-                .run(&shared.config, &shared.metrics, token)
-                .await
-        })
-    };
-
-    listener.run(shutdown.clone()).await;
-    shared.set_dap_bound(None);
-    shutdown.cancel();
-    let _ = monitor.await;
-    let _ = upstream.await;
-    match http.await {
-        Ok(Err(e)) => tracing::warn!(error = %e, "HTTP server failed"),
-        Err(e) => tracing::warn!(error = %e, "HTTP server task failed"),
-        Ok(Ok(())) => {}
-    }
-    signals.abort();
-    info!("stopped");
-    Ok(())
+/// A sidecar whose DAP and HTTP ports are bound, not yet serving. Connections that
+/// arrive before [`Server::serve`] wait in the listen backlog.
+pub struct Server {
+    /// State shared by everything the server runs.
+    shared: Arc<Shared>,
+    /// The bound DAP listener.
+    listener: Listener,
+    /// Its address.
+    dap_addr: SocketAddr,
+    /// The bound HTTP listener's address.
+    http_addr: SocketAddr,
+    /// The HTTP server, stopped by `stop`.
+    http: HttpServer,
+    /// Cancelled when the token given to [`Server::serve`] is (the HTTP server had to be
+    /// given a token when it was bound).
+    stop: CancellationToken,
 }
 
-fn watch_signals(shutdown: CancellationToken) -> Result<tokio::task::JoinHandle<()>, StartError> {
-    use tokio::signal::unix::{SignalKind, signal};
-    let mut term = signal(SignalKind::terminate()).map_err(StartError::Signals)?;
-    let mut int = signal(SignalKind::interrupt()).map_err(StartError::Signals)?;
-    Ok(tokio::spawn(async move {
-        tokio::select! {
-            _ = term.recv() => info!("SIGTERM: shutting down"),
-            _ = int.recv() => info!("SIGINT: shutting down"),
+impl Server {
+    /// Binds `config.host:config.port` (DAP) and `http.host:http.port` (HTTP) and logs
+    /// "DAP listener bound" and "HTTP listener bound" with the bound `addr` (port 0 in the
+    /// config binds a free port).
+    pub async fn bind(config: Config) -> Result<Server, StartError> {
+        let shared = Arc::new(Shared::new(config)?);
+        let dap_config = shared.config.dap_addr().to_string();
+        let listener = Listener::bind(shared.clone())
+            .await
+            .map_err(|source| StartError::Bind {
+                addr: dap_config.clone(),
+                source,
+            })?;
+        let dap_addr = listener.local_addr().map_err(|source| StartError::Bind {
+            addr: dap_config,
+            source,
+        })?;
+        info!(addr = %dap_addr, upstream = %shared.config.upstream, "DAP listener bound");
+        shared.set_dap_bound(Some(dap_addr));
+
+        let stop = CancellationToken::new();
+        let http_config = shared.config.http.addr().to_string();
+        let (http_addr, http) = crate::http::bind(shared.clone(), stop.clone())
+            .await
+            .map_err(|source| StartError::Bind {
+                addr: http_config,
+                source,
+            })?;
+        info!(addr = %http_addr, "HTTP listener bound");
+        Ok(Server {
+            shared,
+            listener,
+            dap_addr,
+            http_addr,
+            http: Box::pin(http),
+            stop,
+        })
+    }
+
+    /// The address the DAP listener bound.
+    pub fn dap_addr(&self) -> SocketAddr {
+        self.dap_addr
+    }
+
+    /// The address the HTTP listener bound.
+    pub fn http_addr(&self) -> SocketAddr {
+        self.http_addr
+    }
+
+    /// The state the server shares with its sessions (metrics, sessions, readiness).
+    pub fn shared(&self) -> &Arc<Shared> {
+        &self.shared
+    }
+
+    /// Serves until `shutdown` is cancelled, then ends every session cleanly (within the
+    /// listener's drain grace) and returns once everything has stopped.
+    pub async fn serve(self, shutdown: CancellationToken) {
+        let Server {
+            shared,
+            listener,
+            http,
+            stop,
+            ..
+        } = self;
+        let forward = {
+            let stop = stop.clone();
+            tokio::spawn(async move {
+                shutdown.cancelled().await;
+                stop.cancel();
+            })
+        };
+        let upstream = {
+            let shared = shared.clone();
+            let token = stop.clone();
+            tokio::spawn(async move {
+                shared
+                    .upstream
+                    .run(&shared.config, &shared.metrics, &shared.monitor, token)
+                    .await
+            })
+        };
+        // Probes find a checked upstream from the first request on.
+        shared.upstream.first_check(FIRST_CHECK_WAIT).await;
+        let http = tokio::spawn(http);
+        let monitor = {
+            let shared = shared.clone();
+            let token = stop.clone();
+            tokio::spawn(async move {
+                shared
+                    .monitor
+                    .run(&shared.config, &shared.metrics, token)
+                    .await
+            })
+        };
+
+        listener.run(stop.clone()).await;
+        shared.set_dap_bound(None);
+        stop.cancel();
+        let _ = monitor.await;
+        let _ = upstream.await;
+        match http.await {
+            Ok(Err(e)) => tracing::warn!(error = %e, "HTTP server failed"),
+            Err(e) => tracing::warn!(error = %e, "HTTP server task failed"),
+            Ok(Ok(())) => {}
         }
-        shutdown.cancel();
-    }))
+        forward.abort();
+        info!("stopped");
+    }
 }

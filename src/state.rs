@@ -159,7 +159,7 @@ impl Shared {
     pub fn dap_address(&self) -> String {
         match self.dap_addr.get() {
             Some(addr) => addr.to_string(),
-            None => format!("{}:{}", self.config.host, self.config.port),
+            None => self.config.dap_addr().to_string(),
         }
     }
 

@@ -6,7 +6,8 @@
 //! the shared PID namespace; Prometheus in its container has scraped it; `wait` holds the
 //! app until an attach; `down` leaves nothing running, even when the test fails.
 //!
-//! Needs root and Docker (`scripts/setup.sh` installs and starts them).
+//! Needs root and Docker (`scripts/setup.sh` installs and starts them), so it is ignored
+//! in a plain `cargo test`; `scripts/test.sh` runs it with `--ignored`.
 
 mod common;
 
@@ -200,6 +201,7 @@ fn port(compose: &Compose, key: &str) -> SocketAddr {
 }
 
 #[test]
+#[ignore = "a Docker engine, root and debootstrap, minutes: run by scripts/test.sh"]
 fn compose_demo_end_to_end() {
     let compose = prepare();
     let dap = port(&compose, "DAP_PORT");

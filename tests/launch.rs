@@ -1,5 +1,8 @@
 //! `dap-sidecar launch`: the app under debugpy as the config says; with `wait`, the app's
 //! first line runs only after a debugger attached through the sidecar.
+//!
+//! Those that need debugpy are ignored in a plain `cargo test`; `scripts/test.sh` runs
+//! them with `--ignored`.
 
 mod common;
 
@@ -43,6 +46,7 @@ fn sidecar(app: &App) -> Sidecar {
 }
 
 #[test]
+#[ignore = "real debugpy (a Python venv from PyPI): run by scripts/test.sh"]
 fn with_wait_the_app_runs_only_after_an_attach() {
     let mut app = App::prepare();
     launched(&mut app, true);
@@ -77,6 +81,7 @@ fn with_wait_the_app_runs_only_after_an_attach() {
 }
 
 #[test]
+#[ignore = "real debugpy (a Python venv from PyPI): run by scripts/test.sh"]
 fn without_wait_the_app_runs_at_once_under_debugpy() {
     let mut app = App::prepare();
     launched(&mut app, false);

@@ -81,7 +81,7 @@ impl<'de> de::DeserializeSeed<'de> for PeekSeed<'_> {
 impl<'de> de::Visitor<'de> for PeekSeed<'_> {
     type Value = ();
 
-    fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+    fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str("a DAP message")
     }
 

@@ -23,7 +23,7 @@ impl<'de> Deserialize<'de> for Key<'de> {
         struct KeyVisitor;
         impl<'de> Visitor<'de> for KeyVisitor {
             type Value = Key<'de>;
-            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
                 f.write_str("an object key")
             }
             fn visit_borrowed_str<E: de::Error>(self, v: &'de str) -> Result<Key<'de>, E> {
@@ -42,7 +42,7 @@ impl<'de> Deserialize<'de> for RawObject<'de> {
         struct ObjectVisitor;
         impl<'de> Visitor<'de> for ObjectVisitor {
             type Value = RawObject<'de>;
-            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
                 f.write_str("a JSON object")
             }
             fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<RawObject<'de>, A::Error> {
@@ -118,7 +118,7 @@ pub fn edit_array<'a>(
 
 /// Replaces a JSON string value through `map` (which returns `None` for no change).
 pub fn edit_string(value: &RawValue, map: impl FnOnce(&str) -> Option<String>) -> Option<String> {
-    let text: Cow<str> = serde_json::from_str::<Key>(value.get()).ok()?.0;
+    let text: Cow<'_, str> = serde_json::from_str::<Key<'_>>(value.get()).ok()?.0;
     match map(&text) {
         Some(mapped) if mapped != text => serde_json::to_string(&mapped).ok(),
         _ => None,
@@ -132,11 +132,11 @@ mod tests {
     #[test]
     fn untouched_values_keep_their_bytes_and_edited_ones_are_valid_json() {
         let text = r#"{"a" : 1.50, "b\n": {"x": "y"}, "c": [1, "two", {"z": null}]}"#;
-        let object: RawObject = serde_json::from_str(text).unwrap();
+        let object: RawObject<'_> = serde_json::from_str(text).unwrap();
         assert!(edit_object(&object, |_, _| None).is_none());
         let edited = edit_object(&object, |key, value| match key {
             "c" => {
-                let items: RawArray = serde_json::from_str(value.get()).ok()?;
+                let items: RawArray<'_> = serde_json::from_str(value.get()).ok()?;
                 edit_array(&items, |item| edit_string(item, |s| Some(s.to_uppercase())))
             }
             _ => None,

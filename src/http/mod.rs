@@ -33,7 +33,6 @@ use axum::response::{Html, IntoResponse, Json, Response};
 use axum::routing::get;
 use serde_json::{Value, json};
 
-use crate::config::AuthConfig;
 use crate::debuggee::discover;
 use crate::debuggee::monitor::Snapshot;
 use crate::state::Shared;
@@ -44,18 +43,6 @@ pub use server::bind;
 /// How long `/readyz` waits for a fresh upstream check when the latest says not ready
 /// (kubelet's default probe timeout is 1 s).
 pub const READY_WAIT: Duration = Duration::from_millis(500);
-
-/// Who may attach, in words, from the config: the one text `/status`, the page and
-/// `dap-sidecar check` show.
-pub fn auth_summary(auth: &AuthConfig) -> &'static str {
-    if auth.token.is_some() {
-        "token required"
-    } else if auth.allow_loopback_without_token {
-        "no token: loopback clients only"
-    } else {
-        "no token: nobody can attach"
-    }
-}
 
 /// The routes.
 pub fn router(shared: Arc<Shared>) -> Router {
@@ -186,7 +173,7 @@ fn status_json(shared: &Shared, snapshot: &Snapshot, upstream: &UpstreamState) -
         "version": env!("CARGO_PKG_VERSION"),
         "config": {
             "dap": shared.dap_address(),
-            "http": format!("{}:{}", c.http.host, c.http.port),
+            "http": c.http.addr().to_string(),
             "upstream": c.upstream,
             "upstream_timeout_seconds": c.upstream_timeout.as_secs_f64(),
             "wait": c.wait,
@@ -194,7 +181,7 @@ fn status_json(shared: &Shared, snapshot: &Snapshot, upstream: &UpstreamState) -
                 "local_root": m.local_root, "remote_root": m.remote_root
             })).collect::<Vec<_>>(),
             "auth": {
-                "summary": auth_summary(&c.auth),
+                "summary": c.auth.summary(),
                 "token_configured": c.auth.token.is_some(),
                 "allow_loopback_without_token": c.auth.allow_loopback_without_token,
                 "allow": c.auth.allow.iter().map(|n| n.to_string()).collect::<Vec<_>>(),
@@ -391,7 +378,7 @@ mod tests {
                 c.auth.token = token.map(str::to_owned);
                 c.auth.allow_loopback_without_token = loopback;
             });
-            assert_eq!(auth_summary(&shared.config.auth), text);
+            assert_eq!(shared.config.auth.summary(), text);
             shared.upstream.publish(checked(true, &[], 0));
             let (_, body) = get(&shared, "/status").await;
             let status: Value = serde_json::from_str(&body).expect("json");

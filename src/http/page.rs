@@ -97,7 +97,7 @@ fn upstream_state(upstream: &UpstreamState) -> String {
 
 /// The auth cell: the configured rule, and that it is moot while debugpy is exposed.
 fn auth_state(shared: &Shared, upstream: &UpstreamState) -> String {
-    let summary = esc(super::auth_summary(&shared.config.auth));
+    let summary = esc(shared.config.auth.summary());
     if upstream.exposed.is_empty() {
         summary
     } else {

@@ -59,7 +59,7 @@ pub async fn bind(
     shared: Arc<Shared>,
     shutdown: CancellationToken,
 ) -> io::Result<(SocketAddr, impl Future<Output = io::Result<()>>)> {
-    let addr = SocketAddr::new(shared.config.http.host, shared.config.http.port);
+    let addr = shared.config.http.addr();
     let listener = bind_with_backlog(addr, shared.config.limits.listen_backlog)?;
     let bound = listener.local_addr()?;
     Ok((bound, serve(listener, shared, shutdown)))

@@ -138,7 +138,7 @@ impl<'de> DeserializeSeed<'de> for TopSeed {
 impl<'de> Visitor<'de> for TopSeed {
     type Value = Option<String>;
 
-    fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+    fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str("a DAP message")
     }
 
@@ -169,7 +169,7 @@ impl<'de> DeserializeSeed<'de> for ArgumentsSeed {
 impl<'de> Visitor<'de> for ArgumentsSeed {
     type Value = Option<String>;
 
-    fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+    fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str("attach arguments")
     }
 

@@ -71,7 +71,7 @@ pub fn bind_with_backlog(addr: SocketAddr, backlog: u32) -> std::io::Result<TcpL
 impl Listener {
     /// Binds `config.host:config.port`.
     pub async fn bind(shared: Arc<Shared>) -> std::io::Result<Listener> {
-        let addr = SocketAddr::new(shared.config.host, shared.config.port);
+        let addr = shared.config.dap_addr();
         let listener = bind_with_backlog(addr, shared.config.limits.listen_backlog)?;
         Ok(Listener { listener, shared })
     }

@@ -1,4 +1,4 @@
-//! Rewrites the path-carrying fields of DAP messages (see `DEBUGPY-NOTES.md`).
+//! Rewrites the path-carrying fields of DAP messages (see `docs/DEBUGPY.md`).
 //!
 //! Towards debugpy: every `source` object's `path` (setBreakpoints, gotoTargets,
 //! breakpointLocations, source, evaluate, ...). Towards the IDE: `source` objects anywhere
@@ -97,7 +97,7 @@ pub fn to_client(msg: &mut Message, mapper: &PathMapper) -> Result<bool, Message
     };
     let mut result = Ok(());
     let changed = msg.rewrite_bytes(|bytes| {
-        let top: RawObject = match serde_json::from_slice(bytes) {
+        let top: RawObject<'_> = match serde_json::from_slice(bytes) {
             Ok(top) => top,
             Err(e) => {
                 result = Err(MessageError::Invalid(e));
@@ -154,7 +154,7 @@ fn to_local(value: &RawValue, slot: Slot, mapper: &PathMapper) -> Option<String>
     }
     match text.as_bytes().first()? {
         b'{' => {
-            let object: RawObject = serde_json::from_str(text).ok()?;
+            let object: RawObject<'_> = serde_json::from_str(text).ok()?;
             raw::edit_object(&object, |key, value| match (slot, key) {
                 (Slot::PathHolder, "path") => raw::edit_string(value, |p| mapper.to_local(p)),
                 (Slot::OutputBody, "output") => {
@@ -164,7 +164,7 @@ fn to_local(value: &RawValue, slot: Slot, mapper: &PathMapper) -> Option<String>
             })
         }
         b'[' => {
-            let items: RawArray = serde_json::from_str(text).ok()?;
+            let items: RawArray<'_> = serde_json::from_str(text).ok()?;
             let item_slot = match slot {
                 Slot::PathHolders => Slot::PathHolder,
                 _ => Slot::Plain,

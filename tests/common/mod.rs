@@ -1,12 +1,21 @@
-//! Shared harness for the integration tests: a venv with real debugpy, the demo app under
-//! debugpy, the sidecar binary, and a DAP client. Every process is killed on drop.
+//! Shared harness for the integration tests.
+//!
+//! - For the real-parts tests: a venv with real debugpy, the fixture app under debugpy,
+//!   the sidecar binary, a synchronous DAP client ([`dap`]), network namespaces. Every
+//!   process is killed on drop.
+//! - For the fast in-process tests: the sidecar in the test's runtime
+//!   ([`in_process`]), a fake debugpy ([`fake_upstream`], also the soak's upstream), an
+//!   async DAP client and HTTP GET ([`async_dap`]). No Python, no root, loopback only.
 //!
 //! Waiting is always for an event (a log line, an app output line, a DAP message, a
 //! closed socket) with a deadline, never a fixed sleep.
 
 #![allow(dead_code)] // each test binary uses a different part of the harness
 
+pub mod async_dap;
 pub mod dap;
+pub mod fake_upstream;
+pub mod in_process;
 
 use std::fs::{self, File};
 use std::io::{BufRead, BufReader, Read, Write};
