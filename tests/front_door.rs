@@ -166,16 +166,48 @@ fn metric(sidecar: &Sidecar, name: &str) -> f64 {
         .sum()
 }
 
-/// Runs `attack` on `threads` threads until the returned flag is set; the counter counts
+/// Attack threads. Dropping it, also when a test fails, stops and joins them, so a
+/// failed test never leaves a flood running into the next one.
+struct Flood {
+    /// Set to stop the threads.
+    stop: Arc<AtomicBool>,
+    /// The threads.
+    handles: Vec<thread::JoinHandle<()>>,
+}
+
+impl Flood {
+    /// Stops the threads and waits for them.
+    fn stop(mut self) {
+        self.halt();
+    }
+
+    /// Waits for the threads to end by themselves; a thread that panicked fails the test.
+    fn join(mut self) {
+        for h in self.handles.drain(..) {
+            h.join().expect("attack thread");
+        }
+    }
+
+    fn halt(&mut self) {
+        self.stop.store(true, Ordering::Relaxed);
+        for h in self.handles.drain(..) {
+            let _ = h.join();
+        }
+    }
+}
+
+impl Drop for Flood {
+    fn drop(&mut self) {
+        self.halt();
+    }
+}
+
+/// Runs `attack` on `threads` threads until the flood is stopped; the counter counts
 /// what the attack reports.
 fn in_background(
     threads: usize,
     attack: impl Fn(&AtomicBool, &AtomicUsize) + Send + Sync + 'static,
-) -> (
-    Arc<AtomicBool>,
-    Arc<AtomicUsize>,
-    Vec<thread::JoinHandle<()>>,
-) {
+) -> (Flood, Arc<AtomicUsize>) {
     let stop = Arc::new(AtomicBool::new(false));
     let count = Arc::new(AtomicUsize::new(0));
     let attack = Arc::new(attack);
@@ -185,14 +217,7 @@ fn in_background(
             thread::spawn(move || attack(&stop, &count))
         })
         .collect();
-    (stop, count, handles)
-}
-
-fn stop_all(stop: &AtomicBool, handles: Vec<thread::JoinHandle<()>>) {
-    stop.store(true, Ordering::Relaxed);
-    for h in handles {
-        let _ = h.join();
-    }
+    (Flood { stop, handles }, count)
 }
 
 /// Waits until `count` reaches `n` (the attack is under way), with a deadline.
@@ -234,7 +259,7 @@ fn send_announced_body(addr: SocketAddr, length: usize) -> usize {
 fn a_60_mib_unauthenticated_attach_costs_nothing() {
     let bed = bed("");
     let addr = bed.sidecar.addr;
-    let (stop, count, handles) = in_background(1, move |stop, count| {
+    let (flood, count) = in_background(1, move |stop, count| {
         while !stop.load(Ordering::Relaxed) {
             send_announced_body(addr, 60 << 20);
             count.fetch_add(1, Ordering::Relaxed);
@@ -242,7 +267,7 @@ fn a_60_mib_unauthenticated_attach_costs_nothing() {
     });
     wait_until(&count, 3);
     let took = honest_session(addr);
-    stop_all(&stop, handles);
+    flood.stop();
     println!(
         "60 MiB attach: {} attempts; honest attach took {:.1} ms meanwhile",
         count.load(Ordering::Relaxed),
@@ -259,7 +284,7 @@ fn a_60_mib_unauthenticated_attach_costs_nothing() {
 fn thirty_two_announced_64_mib_bodies_cost_nothing() {
     let bed = bed("");
     let addr = bed.sidecar.addr;
-    let (stop, count, handles) = in_background(32, move |stop, count| {
+    let (flood, count) = in_background(32, move |stop, count| {
         while !stop.load(Ordering::Relaxed) {
             send_announced_body(addr, 64 << 20);
             count.fetch_add(1, Ordering::Relaxed);
@@ -267,7 +292,7 @@ fn thirty_two_announced_64_mib_bodies_cost_nothing() {
     });
     wait_until(&count, 64);
     let took = honest_session(addr);
-    stop_all(&stop, handles);
+    flood.stop();
     println!(
         "32 x 64 MiB bodies: {} connections; honest attach took {:.1} ms meanwhile",
         count.load(Ordering::Relaxed),
@@ -286,7 +311,7 @@ fn five_thousand_idle_connections_lock_nobody_out() {
     let addr = bed.sidecar.addr;
     let held = Arc::new(std::sync::Mutex::new(Vec::new()));
     let keep = held.clone();
-    let (stop, count, handles) = in_background(1, move |stop, count| {
+    let (flood, count) = in_background(1, move |stop, count| {
         while !stop.load(Ordering::Relaxed) && count.load(Ordering::Relaxed) < 5000 {
             if let Ok(s) = TcpStream::connect(addr) {
                 keep.lock().unwrap().push(s);
@@ -298,7 +323,7 @@ fn five_thousand_idle_connections_lock_nobody_out() {
     let during = honest_session(addr);
     wait_until(&count, 5000);
     let after = honest_session(addr);
-    stop_all(&stop, handles);
+    flood.stop();
     let shed = metric(
         &bed.sidecar,
         "dap_sidecar_connections_shed_total{listener=\"dap\"}",
@@ -325,7 +350,7 @@ fn five_thousand_idle_connections_lock_nobody_out() {
 fn half_header_reopeners_lock_nobody_out() {
     let bed = bed("limits:\n  auth_timeout: 2s\n");
     let addr = bed.sidecar.addr;
-    let (stop, count, handles) = in_background(200, move |stop, count| {
+    let (flood, count) = in_background(200, move |stop, count| {
         while !stop.load(Ordering::Relaxed) {
             let Ok(mut s) = TcpStream::connect(addr) else {
                 continue;
@@ -341,7 +366,7 @@ fn half_header_reopeners_lock_nobody_out() {
     let took: Vec<f64> = (0..5)
         .map(|_| honest_session(addr).as_secs_f64() * 1000.0)
         .collect();
-    stop_all(&stop, handles);
+    flood.stop();
     println!(
         "200 half-header re-openers: {} connections; honest attaches took {took:.1?} ms",
         count.load(Ordering::Relaxed)
@@ -420,7 +445,7 @@ fn a_disallowed_address_holds_no_slot() {
     let bed = bed("  allow: [127.0.0.2/32]\n");
     let addr = bed.sidecar.addr;
     // From 127.0.0.1 (not allowed): connections held open.
-    let (stop, count, handles) = in_background(4, move |stop, count| {
+    let (flood, count) = in_background(4, move |stop, count| {
         let mut held = Vec::new();
         while !stop.load(Ordering::Relaxed) && held.len() < 500 {
             if let Ok(s) = TcpStream::connect(addr) {
@@ -455,7 +480,7 @@ fn a_disallowed_address_holds_no_slot() {
     assert_eq!(c.response(attach, SOON)["success"], true);
     c.request("disconnect", json!({"terminateDebuggee": false}));
     assert!(c.closed(SOON));
-    stop_all(&stop, handles);
+    flood.stop();
     let refused = metric(
         &bed.sidecar,
         "dap_sidecar_auth_failures_total{reason=\"not_allowed\"}",
@@ -494,7 +519,7 @@ fn brute_force_is_slowed_counted_and_quiet() {
     let addr = bed.sidecar.addr;
     let tries = 10_000;
     let started = Instant::now();
-    let (stop, count, handles) = in_background(32, move |stop, count| {
+    let (flood, count) = in_background(32, move |stop, count| {
         while !stop.load(Ordering::Relaxed) {
             let n = count.fetch_add(1, Ordering::Relaxed);
             if n >= tries {
@@ -509,10 +534,7 @@ fn brute_force_is_slowed_counted_and_quiet() {
     });
     wait_until(&count, 2000);
     let took = honest_session(addr);
-    for h in handles {
-        h.join().expect("brute forcer");
-    }
-    stop.store(true, Ordering::Relaxed);
+    flood.join();
     let elapsed = started.elapsed();
     let counted = metric(
         &bed.sidecar,
@@ -750,7 +772,7 @@ fn status_and_page_show_no_secrets() {
 fn readyz_stays_fast_while_status_is_hammered() {
     let bed = bed("");
     let http = bed.sidecar.http;
-    let (stop, count, handles) = in_background(256, move |stop, count| {
+    let (flood, count) = in_background(256, move |stop, count| {
         while !stop.load(Ordering::Relaxed) {
             if let Ok(mut s) = TcpStream::connect(http) {
                 let _ = s.write_all(b"GET /status HTTP/1.0\r\nHost: x\r\n\r\n");
@@ -768,7 +790,7 @@ fn readyz_stays_fast_while_status_is_hammered() {
             t.elapsed()
         })
         .collect();
-    stop_all(&stop, handles);
+    flood.stop();
     took.sort();
     let p50 = took[took.len() / 2];
     let p99 = took[took.len() * 99 / 100];

@@ -6,9 +6,9 @@
 //! (`limits.max_unauthenticated`), and when the cap is reached the **oldest** one is
 //! shed to make room for the newest: a flood of idle or slow connections only ever
 //! holds the slots for as long as it keeps opening new ones, and an honest client, whose
-//! handshake takes milliseconds, gets through. Connections that have sent something are
-//! shed only after every silent one (an idle flood never pushes out a client in the
-//! middle of its handshake). Authenticated sessions have their own
+//! handshake takes milliseconds, gets through. Connections that have sent a complete
+//! message are shed only after every one that has not (a flood of idle or half-sent
+//! connections never pushes out a client in the middle of its handshake). Authenticated sessions have their own
 //! budget (`limits.max_connections`) that no unauthenticated connection can take.
 //!
 //! The same queue, with its own cap, sheds the oldest HTTP connection when the HTTP
@@ -26,7 +26,7 @@ pub struct Queue {
     /// Most entries at once.
     cap: usize,
     /// Entries by arrival number (so the first is the oldest), with their shed signal:
-    /// `[0]` those that have sent nothing yet, `[1]` those that have.
+    /// `[0]` those that have not sent a complete message yet, `[1]` those that have.
     entries: Mutex<[BTreeMap<u64, CancellationToken>; 2]>,
     /// Arrival numbers.
     next: std::sync::atomic::AtomicU64,
@@ -100,8 +100,8 @@ impl Place {
         self.shed.clone().cancelled_owned()
     }
 
-    /// Records that this connection has sent something (bytes waiting at accept, or a
-    /// complete message): it is shed only after every connection that has not.
+    /// Records that this connection has sent a complete message (seen waiting at accept,
+    /// or read): it is shed only after every connection that has not.
     pub fn progressed(&self) {
         self.queue.with(|entries| {
             if let Some(token) = entries[0].remove(&self.id) {

@@ -19,6 +19,7 @@ use std::time::Duration;
 
 use tokio::net::{TcpListener, TcpSocket, TcpStream};
 use tokio::task::JoinSet;
+use tokio_util::codec::Decoder;
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, info, warn};
 
@@ -36,15 +37,30 @@ const DRAIN_GRACE: Duration = Duration::from_secs(8);
 /// does not spin.
 const ACCEPT_ERROR_PAUSE: Duration = Duration::from_millis(100);
 
-/// Whether the client has already sent something, without waiting (a look at the
-/// socket's receive queue). An honest client sends its `initialize` right after
-/// connecting, so under a flood of silent connections it is marked as talking at accept
-/// and is shed only after every silent one, however long its session task waits for a
-/// CPU. `None` if the socket cannot be handed back to the runtime.
-fn has_spoken(stream: TcpStream) -> Option<(TcpStream, bool)> {
+/// The accept loop lets other tasks run after this many accepts.
+const YIELD_EVERY: u64 = 16;
+
+/// How much of what a client already sent is looked at when it is accepted: the
+/// `initialize` of VS Code or nvim-dap is well under this.
+const PEEK_BYTES: usize = 4096;
+
+/// Whether the client has already sent a complete DAP message, without waiting or
+/// consuming anything (a look at the socket's receive queue, framed by the same codec
+/// the session uses). An honest client sends its `initialize` right after connecting,
+/// so under a flood of silent or half-sent connections it is marked as talking at
+/// accept and is shed only after every one of those, however long its session task
+/// waits for a CPU. `None` if the socket cannot be handed back to the runtime.
+fn has_spoken(stream: TcpStream, codec: &DapCodec) -> Option<(TcpStream, bool)> {
     let stream = stream.into_std().ok()?;
+    let mut buf = [0u8; PEEK_BYTES];
     // Non-blocking (tokio sets it): the answer is immediate.
-    let talking = matches!(stream.peek(&mut [0u8; 1]), Ok(n) if n > 0);
+    let talking = match stream.peek(&mut buf) {
+        Ok(n) if n > 0 => {
+            let mut peeked = bytes::BytesMut::from(&buf[..n]);
+            matches!(codec.clone().decode(&mut peeked), Ok(Some(_)))
+        }
+        _ => false,
+    };
     Some((TcpStream::from_std(stream).ok()?, talking))
 }
 
@@ -84,6 +100,8 @@ impl Listener {
     /// Accepts connections until `shutdown` fires, then drains the sessions.
     pub async fn run(self, shutdown: CancellationToken) {
         let next_id = AtomicU64::new(1);
+        let limits = &self.shared.config.limits;
+        let handshake_codec = DapCodec::new(limits.max_header_bytes, limits.max_handshake_bytes);
         let mut sessions = JoinSet::new();
         self.shared.set_listener_running(true);
         loop {
@@ -110,7 +128,7 @@ impl Listener {
                 continue;
             }
             let _ = stream.set_nodelay(true);
-            let Some((stream, talking)) = has_spoken(stream) else {
+            let Some((stream, talking)) = has_spoken(stream, &handshake_codec) else {
                 continue;
             };
             let (place, shed) = self.shared.admission.unauthenticated.admit();
@@ -146,11 +164,14 @@ impl Listener {
                     info!(%peer, id, outcome = outcome.label(), "connection closed");
                 }
             });
-            // Let the new session read what its client already sent before accepting
-            // more: otherwise, with a full backlog, tokio lets this loop accept up to its
-            // budget of 128 connections in one go, and a flood could push a new honest
-            // client out of its place before it had a chance to say anything.
-            tokio::task::yield_now().await;
+            // Now and then let the new sessions read what their clients sent: with a full
+            // backlog, tokio would let this loop accept up to its budget of 128
+            // connections in one go. Not after every accept: that slows accepting enough
+            // for a flood to fill the backlog, and a client whose SYN is dropped waits a
+            // second to retry.
+            if id % YIELD_EVERY == 0 {
+                tokio::task::yield_now().await;
+            }
         }
         info!(
             open = sessions.len(),
