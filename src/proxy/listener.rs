@@ -169,7 +169,7 @@ impl Listener {
             // connections in one go. Not after every accept: that slows accepting enough
             // for a flood to fill the backlog, and a client whose SYN is dropped waits a
             // second to retry.
-            if id % YIELD_EVERY == 0 {
+            if id.is_multiple_of(YIELD_EVERY) {
                 tokio::task::yield_now().await;
             }
         }
