@@ -9,7 +9,25 @@ use prometheus::{
 };
 
 use crate::dap::message::{Kind, Message};
+use crate::debuggee::cgroup::CgroupMemory;
+use crate::debuggee::events::{Cause, Ledger};
 use crate::debuggee::memory::Memory;
+
+/// The memory figures beyond RSS that a sample publishes (see
+/// [`Metrics::set_memory_figures`]).
+pub struct MemoryFigures<'a> {
+    /// The least-squares slopes (debuggee, adapter).
+    pub least_squares: [Option<f64>; 2],
+    /// The debuggee's cgroup memory, when visible.
+    pub cgroup: Option<&'a CgroupMemory>,
+    /// The debugging events and steps of the current app process.
+    pub ledger: &'a Ledger,
+}
+
+/// The `cause` label of a step.
+fn cause_label(cause: Option<Cause>) -> &'static str {
+    cause.map_or("unknown", Cause::key)
+}
 
 /// Every metric the sidecar exports.
 pub struct Metrics {
@@ -61,6 +79,25 @@ pub struct Metrics {
     pub upstream_bypass_connections: IntGauge,
     /// `upstream_bypass_connections_total`: such connections seen since start.
     pub upstream_bypass_connections_total: IntCounter,
+    /// `target_memory_growth_least_squares_bytes_per_second{role}`: the least-squares
+    /// slope over `memory.window`, steps and all (what `growth_rate` was before steps
+    /// were told apart), for comparison.
+    pub growth_least_squares: GaugeVec,
+    /// `target_memory_steps_total{cause}`: steps of the app's RSS seen, by cause.
+    pub steps_total: IntCounterVec,
+    /// `target_memory_step_bytes{cause}`: the app's RSS steps added up by cause, for the
+    /// current app process: what debugging cost.
+    pub step_bytes: IntGaugeVec,
+    /// `target_memory_at_event_bytes{event}`: the app's RSS before debugpy was loaded
+    /// (when seen) and after the latest `debugpy_loaded`, `session_attached` and
+    /// `session_ended` settled.
+    pub at_event: IntGaugeVec,
+    /// `target_cgroup_memory_bytes{kind}`: the app's cgroup memory (`current`, `anon`,
+    /// `file`), when visible.
+    pub cgroup: IntGaugeVec,
+    /// `target_cgroup_memory_max_bytes`: the app's cgroup memory limit, when it has one.
+    /// (A vector without labels, so that the series can be absent.)
+    pub cgroup_max: IntGaugeVec,
     /// The sidecar's own `process_*` metrics (unprefixed, as Prometheus expects).
     process: Registry,
 }
@@ -114,7 +151,7 @@ impl Metrics {
         let growth_rate = GaugeVec::new(
             Opts::new(
                 "target_memory_growth_bytes_per_second",
-                "Least-squares slope of RSS over memory.window",
+                "Growth of RSS over memory.window with one-off steps left out (robust slope plus recurring steps); absent until the history covers half the window",
             ),
             &["role"],
         )?;
@@ -171,6 +208,57 @@ impl Metrics {
         registry.register(Box::new(growth_rate.clone()))?;
         registry.register(Box::new(growth_since_attach.clone()))?;
         registry.register(Box::new(memory_limit_exceeded_total.clone()))?;
+        let growth_least_squares = GaugeVec::new(
+            Opts::new(
+                "target_memory_growth_least_squares_bytes_per_second",
+                "Least-squares slope of RSS over memory.window, steps included",
+            ),
+            &["role"],
+        )?;
+        let steps_total = IntCounterVec::new(
+            Opts::new(
+                "target_memory_steps_total",
+                "Steps of the app's RSS by cause (debugpy_loaded, session_attached, session_ended, unknown)",
+            ),
+            &["cause"],
+        )?;
+        let step_bytes = IntGaugeVec::new(
+            Opts::new(
+                "target_memory_step_bytes",
+                "The app's RSS steps added up by cause since the app process started",
+            ),
+            &["cause"],
+        )?;
+        let at_event = IntGaugeVec::new(
+            Opts::new(
+                "target_memory_at_event_bytes",
+                "The app's RSS before debugpy was loaded (before_debugpy) and after the latest debugpy_loaded, session_attached, session_ended",
+            ),
+            &["event"],
+        )?;
+        let cgroup = IntGaugeVec::new(
+            Opts::new(
+                "target_cgroup_memory_bytes",
+                "Memory of the app's cgroup (current, anon, file), when its files are visible",
+            ),
+            &["kind"],
+        )?;
+        let cgroup_max = IntGaugeVec::new(
+            Opts::new(
+                "target_cgroup_memory_max_bytes",
+                "Memory limit of the app's cgroup, when it has one",
+            ),
+            &[],
+        )?;
+        registry.register(Box::new(growth_least_squares.clone()))?;
+        registry.register(Box::new(steps_total.clone()))?;
+        registry.register(Box::new(step_bytes.clone()))?;
+        registry.register(Box::new(at_event.clone()))?;
+        registry.register(Box::new(cgroup.clone()))?;
+        registry.register(Box::new(cgroup_max.clone()))?;
+        for cause in Cause::ALL.map(Some).into_iter().chain([None]) {
+            steps_total.with_label_values(&[cause_label(cause)]);
+        }
         let process = Registry::new();
         process.register(Box::new(
             prometheus::process_collector::ProcessCollector::for_self(),
@@ -198,6 +286,12 @@ impl Metrics {
             upstream_exposed,
             upstream_bypass_connections,
             upstream_bypass_connections_total,
+            growth_least_squares,
+            steps_total,
+            step_bytes,
+            at_event,
+            cgroup,
+            cgroup_max,
             process,
         })
     }
@@ -248,6 +342,52 @@ impl Metrics {
         }
         self.growth_since_attach
             .set(growth_since_attach.unwrap_or(0) as f64);
+    }
+
+    /// Counts a step of the app's RSS.
+    pub fn count_step(&self, cause: Option<Cause>) {
+        self.steps_total
+            .with_label_values(&[cause_label(cause)])
+            .inc();
+    }
+
+    /// Publishes the figures beyond RSS: the least-squares slopes, the steps by cause,
+    /// the RSS at debugging events, the cgroup. Absent figures remove their series.
+    pub fn set_memory_figures(&self, f: &MemoryFigures<'_>) {
+        let set = |gauge: &IntGaugeVec, label: &str, value: Option<i64>| {
+            let labels: &[&str] = if label.is_empty() { &[] } else { &[label] };
+            match value {
+                Some(v) => gauge.with_label_values(labels).set(v),
+                None => {
+                    let _ = gauge.remove_label_values(labels);
+                }
+            }
+        };
+        let bytes = |v: u64| i64::try_from(v).unwrap_or(i64::MAX);
+        for (role, slope) in ["debuggee", "adapter"].into_iter().zip(f.least_squares) {
+            match slope {
+                Some(v) => self.growth_least_squares.with_label_values(&[role]).set(v),
+                None => {
+                    let _ = self.growth_least_squares.remove_label_values(&[role]);
+                }
+            }
+        }
+        for cause in Cause::ALL.map(Some).into_iter().chain([None]) {
+            let total = f.ledger.total(cause);
+            let seen = f.ledger.steps.iter().any(|s| s.cause == cause);
+            set(&self.step_bytes, cause_label(cause), seen.then_some(total));
+        }
+        let before = f.ledger.before_debugpy.map(|r| bytes(r.rss));
+        set(&self.at_event, "before_debugpy", before);
+        for cause in Cause::ALL {
+            let after = f.ledger.last(cause).and_then(|e| e.rss_after).map(bytes);
+            set(&self.at_event, cause.key(), after);
+        }
+        let c = f.cgroup;
+        set(&self.cgroup, "current", c.map(|c| bytes(c.current)));
+        set(&self.cgroup, "anon", c.and_then(|c| c.anon).map(bytes));
+        set(&self.cgroup, "file", c.and_then(|c| c.file).map(bytes));
+        set(&self.cgroup_max, "", c.and_then(|c| c.max).map(bytes));
     }
 
     /// The Prometheus text exposition of every metric.

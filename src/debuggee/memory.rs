@@ -1,7 +1,7 @@
 //! Memory of a process, read the cheap way: `VmRSS`, `VmHWM` and `VmSwap` from
 //! `/proc/<pid>/status`. PSS comes from `smaps_rollup`, which makes the kernel walk every
 //! mapping of the target under its mm lock; it is read only when configured, and
-//! callers rate-limit it. Also the growth-rate fit. All reads are blocking.
+//! callers rate-limit it. All reads are blocking.
 
 use procfs::process::Process;
 
@@ -41,23 +41,6 @@ pub fn read(pid: i32, with_pss: bool) -> Option<Memory> {
     })
 }
 
-/// Least-squares slope of `(seconds, bytes)` points, in bytes per second. `None` with
-/// fewer than two distinct times.
-pub fn slope(points: &[(f64, f64)]) -> Option<f64> {
-    let n = points.len() as f64;
-    if points.len() < 2 {
-        return None;
-    }
-    let mean_t = points.iter().map(|(t, _)| t).sum::<f64>() / n;
-    let mean_y = points.iter().map(|(_, y)| y).sum::<f64>() / n;
-    let (mut cov, mut var) = (0.0, 0.0);
-    for (t, y) in points {
-        cov += (t - mean_t) * (y - mean_y);
-        var += (t - mean_t) * (t - mean_t);
-    }
-    (var > f64::EPSILON).then(|| cov / var)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -67,26 +50,5 @@ mod tests {
         let me = read(std::process::id() as i32, true).expect("own status");
         assert!(me.rss > 0 && me.hwm >= me.rss);
         assert!(me.pss.is_some_and(|p| p > 0));
-    }
-
-    #[test]
-    fn slope_is_a_least_squares_fit() {
-        assert_eq!(slope(&[]), None);
-        assert_eq!(slope(&[(1.0, 5.0), (1.0, 9.0)]), None);
-        let line: Vec<(f64, f64)> = (0..10)
-            .map(|t| (t as f64, 100.0 + 3.0 * t as f64))
-            .collect();
-        assert!((slope(&line).unwrap() - 3.0).abs() < 1e-9);
-        // Noise around a line: the fit stays close, unlike first-minus-last.
-        let noisy = [
-            (0.0, 0.0),
-            (1.0, 14.0),
-            (2.0, 16.0),
-            (3.0, 34.0),
-            (4.0, 36.0),
-            (5.0, 50.0),
-        ];
-        let s = slope(&noisy).unwrap();
-        assert!((s - 10.0).abs() < 1.0, "{s}");
     }
 }

@@ -20,6 +20,7 @@
 //! waiting request and rate-limited), so that a probe right after debugpy came up is
 //! not told a second-old story.
 
+mod chart;
 mod page;
 pub mod server;
 
@@ -212,8 +213,42 @@ fn status_json(shared: &Shared, snapshot: &Snapshot, upstream: &UpstreamState) -
             },
             "baseline_at_attach_bytes": snapshot.baseline,
             "growth_since_attach_bytes": snapshot.growth_since_attach,
+            "growth": {
+                "debuggee": snapshot.debuggee_growth,
+                "adapter": snapshot.adapter_growth,
+            },
+            "steps": snapshot.steps,
+            "debugging_cost": debugging_cost(snapshot),
+            "cgroup": snapshot.cgroup,
         },
         "sessions": sessions,
+    })
+}
+
+/// `/status` `memory.debugging_cost`: the app before debugpy (when seen), every
+/// debugging event with the app's memory around it, and the steps added up by cause.
+fn debugging_cost(snapshot: &Snapshot) -> Value {
+    let by_cause: serde_json::Map<String, Value> = snapshot
+        .cost_by_cause
+        .iter()
+        .map(|(cause, bytes)| {
+            (
+                cause.map_or("unknown", |c| c.key()).to_owned(),
+                json!(bytes),
+            )
+        })
+        .collect();
+    let now = snapshot.debuggee.map(|m| m.rss);
+    let since_before = snapshot
+        .before_debugpy
+        .zip(now)
+        .map(|(before, now)| now as i64 - before.rss as i64);
+    json!({
+        "before_debugpy": snapshot.before_debugpy,
+        "app_growth_since_before_debugpy_bytes": since_before,
+        "adapter_rss_bytes": snapshot.adapter.map(|m| m.rss),
+        "steps_by_cause_bytes": by_cause,
+        "events": snapshot.events,
     })
 }
 
@@ -403,5 +438,101 @@ mod tests {
         let (code, text) = get(&shared, "/metrics").await;
         assert_eq!(code, StatusCode::OK);
         assert!(text.contains("dap_sidecar_upstream_exposed"), "{text}");
+    }
+
+    /// Feeds the monitor one sample, as the sampling loop would.
+    fn sample(shared: &Shared, rss: u64, adapter: Option<u64>) {
+        use crate::debuggee::discover::{Found, ProcessInfo};
+        use crate::debuggee::memory::Memory;
+        use crate::debuggee::monitor::Sample;
+        let process = |pid, cmdline: &str| ProcessInfo {
+            pid,
+            cmdline: cmdline.into(),
+        };
+        let memory = |rss| Memory {
+            rss,
+            hwm: rss,
+            swap: 0,
+            pss: None,
+        };
+        let sample = Sample {
+            found: Found {
+                debuggee: Some(process(4242, "python main.py")),
+                adapter: adapter.map(|_| process(4343, "python debugpy/adapter")),
+            },
+            debuggee: Some(memory(rss)),
+            adapter: adapter.map(memory),
+            cgroup: None,
+            read_pss: false,
+        };
+        shared
+            .monitor
+            .record(&shared.config, &shared.metrics, sample);
+    }
+
+    #[tokio::test]
+    async fn status_metrics_and_page_say_what_debugging_cost() {
+        const MIB: u64 = 1 << 20;
+        let shared = shared(|_| {});
+        shared.upstream.publish(checked(true, &[], 0));
+        // Seen before debugpy, then debugpy loaded (+7 MiB and an adapter), then an
+        // attach (+5 MiB), then flat.
+        for _ in 0..3 {
+            sample(&shared, 200 * MIB, None);
+        }
+        sample(&shared, 207 * MIB, Some(18 * MIB));
+        sample(&shared, 207 * MIB, Some(18 * MIB));
+        shared.monitor.on_attach("127.0.0.1:50000");
+        sample(&shared, 212 * MIB, Some(19 * MIB));
+        sample(&shared, 212 * MIB, Some(19 * MIB));
+
+        let (_, body) = get(&shared, "/status").await;
+        let status: Value = serde_json::from_str(&body).expect("json");
+        let cost = &status["memory"]["debugging_cost"];
+        assert_eq!(cost["before_debugpy"]["rss"], 200 * MIB, "{cost:#}");
+        assert_eq!(cost["app_growth_since_before_debugpy_bytes"], 12 * MIB);
+        assert_eq!(cost["steps_by_cause_bytes"]["debugpy_loaded"], 7 * MIB);
+        assert_eq!(cost["steps_by_cause_bytes"]["session_attached"], 5 * MIB);
+        assert_eq!(cost["steps_by_cause_bytes"]["unknown"], 0);
+        let events = cost["events"].as_array().expect("events");
+        assert_eq!(events.len(), 2, "{cost:#}");
+        assert_eq!(events[1]["cause"], "session_attached");
+        assert_eq!(events[1]["rss_before"], 207 * MIB);
+        assert_eq!(events[1]["rss_after"], 212 * MIB);
+        let steps = status["memory"]["steps"].as_array().expect("steps");
+        assert_eq!(steps.len(), 2, "{steps:?}");
+        // Far too little history for a growth figure: none is given.
+        assert_eq!(
+            status["memory"]["growth_bytes_per_second"]["debuggee"],
+            Value::Null
+        );
+
+        let (_, metrics) = get(&shared, "/metrics").await;
+        for line in [
+            "dap_sidecar_target_memory_at_event_bytes{event=\"before_debugpy\"} 209715200",
+            "dap_sidecar_target_memory_at_event_bytes{event=\"session_attached\"} 222298112",
+            "dap_sidecar_target_memory_step_bytes{cause=\"session_attached\"} 5242880",
+            "dap_sidecar_target_memory_steps_total{cause=\"debugpy_loaded\"} 1",
+            "dap_sidecar_target_memory_steps_total{cause=\"unknown\"} 0",
+        ] {
+            assert!(metrics.contains(line), "{line} missing:\n{metrics}");
+        }
+        assert!(!metrics.contains("target_memory_growth_bytes_per_second{role=\"debuggee\"}"));
+
+        let (_, html) = get(&shared, "/").await;
+        assert!(html.contains("What debugging cost"), "{html}");
+        assert!(
+            html.contains("App before debugpy: <strong>200.0 MiB</strong>"),
+            "{html}"
+        );
+        assert!(
+            html.contains("session attached <strong>+5.0 MiB</strong>"),
+            "{html}"
+        );
+        assert!(
+            html.contains("+5.0 MiB, session attached"),
+            "step label: {html}"
+        );
+        assert!(html.contains("python main.py"));
     }
 }

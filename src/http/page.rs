@@ -9,13 +9,16 @@
 use std::fmt::Write as _;
 use std::time::{Duration, SystemTime};
 
+use super::chart::{self, Chart};
 use crate::debuggee::discover;
+use crate::debuggee::events::Cause;
+use crate::debuggee::growth::{Growth, MIN_COVERAGE};
 use crate::debuggee::monitor::Snapshot;
 use crate::state::Shared;
 use crate::upstream_watch::UpstreamState;
 
 /// Escapes text for HTML.
-fn esc(s: &str) -> String {
+pub(super) fn esc(s: &str) -> String {
     s.replace('&', "&amp;")
         .replace('<', "&lt;")
         .replace('>', "&gt;")
@@ -27,8 +30,31 @@ fn mib(bytes: Option<u64>) -> String {
     bytes.map_or("–".into(), |b| format!("{:.1} MiB", b as f64 / 1048576.0))
 }
 
-fn rate(r: Option<f64>) -> String {
-    r.map_or("–".into(), |r| format!("{:+.1} KiB/s", r / 1024.0))
+fn signed_mib(bytes: i64) -> String {
+    format!("{:+.1} MiB", bytes as f64 / 1048576.0)
+}
+
+/// The growth cell: the figure, or why there is none yet.
+fn rate(g: &Growth, window: f64) -> String {
+    match g.per_second {
+        Some(r) => format!(
+            "{:+.1} KiB/s <span class=\"note\">(steps left out)</span>",
+            r / 1024.0
+        ),
+        None if g.covered > 0.0 => format!(
+            "– <span class=\"note\">(history covers {:.0} s of the {:.0} s window; shown from {:.0} s)</span>",
+            g.covered,
+            window,
+            window * MIN_COVERAGE
+        ),
+        None => "–".into(),
+    }
+}
+
+/// A Unix time as how long ago.
+fn ago_unix(at: f64) -> String {
+    let t = SystemTime::UNIX_EPOCH + Duration::from_secs_f64(at.max(0.0));
+    format!("{} ago", ago(t))
 }
 
 fn ago(t: SystemTime) -> String {
@@ -118,6 +144,7 @@ pub(super) fn render(shared: &Shared, s: &Snapshot, upstream: &UpstreamState) ->
 body{{font:14px system-ui,sans-serif;margin:2em;color:#222;max-width:70em}}
 table{{border-collapse:collapse;margin:.5em 0 1.5em}}td,th{{padding:.25em .8em;border-bottom:1px solid #ddd;text-align:left}}
 .ok{{color:#0a7a2f}}.bad{{color:#b00020}}svg{{background:#fafafa;border:1px solid #ddd}}
+.note{{color:#666;font-size:90%}}code.cmd{{white-space:pre-wrap;overflow-wrap:anywhere}}
 .alert{{background:#fde7ea;border:2px solid #b00020;color:#b00020;padding:.6em 1em;margin:1em 0}}
 </style></head><body><h1>dap-sidecar</h1>"#
     );
@@ -129,18 +156,19 @@ table{{border-collapse:collapse;margin:.5em 0 1.5em}}td,th{{padding:.25em .8em;b
             format!(r#"<span class="bad">{no}</span>"#)
         }
     };
+    let window = c.memory.window.as_secs_f64();
     let proc_row = |name: &str,
                     p: &Option<discover::ProcessInfo>,
                     m: &Option<crate::debuggee::memory::Memory>,
-                    r: Option<f64>| {
+                    g: &Growth| {
         match p {
             Some(p) => format!(
-                "<tr><th>{name}</th><td>pid {} <code>{}</code></td><td>RSS {}</td><td>peak {}</td><td>growth {}</td></tr>",
+                "<tr><th>{name}</th><td>pid {} <code class=\"cmd\">{}</code></td><td>RSS {}</td><td>peak {}</td><td>growth {}</td></tr>",
                 p.pid,
-                esc(&p.cmdline.chars().take(120).collect::<String>()),
+                esc(&p.cmdline),
                 mib(m.map(|m| m.rss)),
                 mib(m.map(|m| m.hwm)),
-                rate(r)
+                rate(g, window)
             ),
             None => format!(
                 r#"<tr><th>{name}</th><td colspan="4"><span class="bad">not found</span></td></tr>"#
@@ -152,6 +180,7 @@ table{{border-collapse:collapse;margin:.5em 0 1.5em}}td,th{{padding:.25em .8em;b
         "<h2>State</h2><table><tr><th>DAP</th><td colspan=\"4\">{} {}</td></tr>\
          <tr><th>upstream</th><td colspan=\"4\">{} {}</td></tr>\
          <tr><th>auth</th><td colspan=\"4\">{}</td></tr>{}{}\
+         <tr><th>app cgroup</th><td colspan=\"4\">{}</td></tr>\
          <tr><th>since attach</th><td colspan=\"4\">{}{}</td></tr></table>",
         esc(&shared.dap_address()),
         yes_no(shared.dap_bound(), "bound", "not bound"),
@@ -162,14 +191,15 @@ table{{border-collapse:collapse;margin:.5em 0 1.5em}}td,th{{padding:.25em .8em;b
             "app (debuggee)",
             &s.found.debuggee,
             &s.debuggee,
-            s.debuggee_growth_per_second
+            &s.debuggee_growth
         ),
         proc_row(
             "debugpy adapter",
             &s.found.adapter,
             &s.adapter,
-            s.adapter_growth_per_second
+            &s.adapter_growth
         ),
+        cgroup_cell(s),
         s.growth_since_attach
             .map_or("no session attached".into(), |g| format!(
                 "{:+.1} MiB",
@@ -209,101 +239,148 @@ table{{border-collapse:collapse;margin:.5em 0 1.5em}}td,th{{padding:.25em .8em;b
         }
         html.push_str("</table>");
     }
+    html.push_str(&cost(s));
     html.push_str("<h2>Memory</h2>");
-    html.push_str(&chart(s));
+    html.push_str(&charts(s));
+    html.push_str(&steps(s));
     html.push_str(
-        r#"<p><span style="color:#1f5fbf">&#9632;</span> app RSS &nbsp; <span style="color:#e07b00">&#9632;</span> debugpy adapter RSS &nbsp; <span style="color:#0a7a2f">|</span> attach &nbsp; <span style="color:#b00020">|</span> detach</p>
-<p><a href="/status">/status</a> · <a href="/metrics">/metrics</a> · <a href="/readyz">/readyz</a> · <a href="/healthz">/healthz</a></p></body></html>"#,
+        r#"<p><a href="/status">/status</a> · <a href="/metrics">/metrics</a> · <a href="/readyz">/readyz</a> · <a href="/healthz">/healthz</a></p></body></html>"#,
     );
     html
 }
 
-/// The memory chart: RSS of both processes over the kept history, attach/detach marks.
-fn chart(s: &Snapshot) -> String {
-    const W: f64 = 800.0;
-    const H: f64 = 260.0;
-    const L: f64 = 60.0; // left margin for labels
-    const B: f64 = 24.0; // bottom margin
-    let points = &s.history;
-    let mut svg = format!(
-        r#"<svg id="memory-chart" data-points="{}" width="{W}" height="{H}" viewBox="0 0 {W} {H}" role="img" aria-label="memory over time">"#,
-        points.len()
-    );
-    let (Some(first), Some(last)) = (points.first(), points.last()) else {
-        svg.push_str(r#"<text x="20" y="40">no samples yet</text></svg>"#);
-        return svg;
-    };
-    let t0 = first.at;
-    let span = (last.at - t0).max(1.0);
-    let max = points
-        .iter()
-        .flat_map(|p| [p.debuggee, p.adapter])
-        .flatten()
-        .max()
-        .unwrap_or(1)
-        .max(1) as f64
-        * 1.1;
-    let x = |t: f64| L + (t - t0) / span * (W - L - 10.0);
-    let y = |v: f64| (H - B) - v / max * (H - B - 10.0);
-    for i in 0..=4 {
-        let v = max * f64::from(i) / 4.0;
-        let _ = write!(
-            svg,
-            r##"<line x1="{L}" x2="{}" y1="{y:.1}" y2="{y:.1}" stroke="#e4e4e4"/><text x="4" y="{:.1}" font-size="11">{:.0} MiB</text>"##,
-            W - 10.0,
-            y(v) + 4.0,
-            v / 1048576.0,
-            y = y(v)
-        );
+/// The cgroup cell: the app's cgroup memory, or that it is not visible.
+fn cgroup_cell(s: &Snapshot) -> String {
+    match &s.cgroup {
+        Some(c) => format!(
+            "{} <span class=\"note\">(anon {}, file {}{}; cgroup v{} at <code>{}</code>)</span>",
+            mib(Some(c.current)),
+            mib(c.anon),
+            mib(c.file),
+            c.max.map_or(String::new(), |m| format!(", limit {}", mib(Some(m)))),
+            c.version,
+            esc(&c.dir.display().to_string())
+        ),
+        None => r#"<span class="note">not visible to the sidecar (see the README, "The app's cgroup")</span>"#.into(),
     }
-    let _ = write!(
-        svg,
-        r#"<text x="{L}" y="{}" font-size="11">-{}</text><text x="{}" y="{}" font-size="11" text-anchor="end">now</text>"#,
-        H - 6.0,
-        humantime::format_duration(Duration::from_secs(span as u64)),
-        W - 10.0,
-        H - 6.0
-    );
-    for (pick, color, class) in [
-        (
-            (|p: &crate::debuggee::monitor::Point| p.debuggee) as fn(&_) -> Option<u64>,
-            "#1f5fbf",
-            "debuggee",
-        ),
-        (
-            |p: &crate::debuggee::monitor::Point| p.adapter,
-            "#e07b00",
-            "adapter",
-        ),
-    ] {
-        let coords: Vec<String> = points
-            .iter()
-            .filter_map(|p| Some(format!("{:.1},{:.1}", x(p.at), y(pick(p)? as f64))))
-            .collect();
-        if !coords.is_empty() {
+}
+
+/// "What debugging cost": the app before debugpy, the events with the app's memory
+/// around each, and the steps added up by cause.
+fn cost(s: &Snapshot) -> String {
+    let mut html = String::from("<h2>What debugging cost</h2>");
+    let now = s.debuggee.map(|m| m.rss);
+    match s.before_debugpy {
+        Some(before) => {
             let _ = write!(
-                svg,
-                r#"<polyline class="{class}" fill="none" stroke="{color}" stroke-width="2" points="{}"/>"#,
-                coords.join(" ")
+                html,
+                "<p>App before debugpy: <strong>{}</strong> ({}). Now {}: <strong>{}</strong> since, plus the debugpy adapter process ({}).</p>",
+                mib(Some(before.rss)),
+                ago_unix(before.at),
+                mib(now),
+                now.map_or("–".into(), |n| signed_mib(n as i64 - before.rss as i64)),
+                mib(s.adapter.map(|m| m.rss)),
             );
         }
+        None => html.push_str(
+            "<p>The app was not seen before debugpy was loaded (it started under debugpy, or before the sidecar), so its memory without debugpy is not known. The debugpy adapter is a process of its own: ",
+        ),
     }
-    for mark in s.marks.iter().filter(|m| m.at >= t0) {
-        let color = if mark.kind == "attach" {
-            "#0a7a2f"
-        } else {
-            "#b00020"
+    if s.before_debugpy.is_none() {
+        let _ = write!(html, "{} now.</p>", mib(s.adapter.map(|m| m.rss)));
+    }
+    let totals: Vec<String> = s
+        .cost_by_cause
+        .iter()
+        .map(|(cause, bytes)| {
+            format!(
+                "{} <strong>{}</strong>",
+                cause.map_or("other steps", Cause::words),
+                signed_mib(*bytes)
+            )
+        })
+        .collect();
+    let _ = write!(
+        html,
+        "<p id=\"cost-by-cause\">Steps of the app's memory by cause: {}.</p>",
+        totals.join(" · ")
+    );
+    if s.events.is_empty() {
+        html.push_str("<p>No debugging event yet.</p>");
+        return html;
+    }
+    html.push_str(
+        "<table id=\"events\"><tr><th>event</th><th>when</th><th>client</th><th>app before</th><th>app after</th><th>change</th><th>adapter</th></tr>",
+    );
+    for e in s.events.iter().rev().take(20) {
+        let change = match (e.rss_before, e.rss_after) {
+            (Some(b), Some(a)) => signed_mib(a as i64 - b as i64),
+            _ => "–".into(),
         };
         let _ = write!(
-            svg,
-            r#"<line class="mark {}" x1="{x:.1}" x2="{x:.1}" y1="10" y2="{}" stroke="{color}" stroke-dasharray="4 3"><title>{} {}</title></line>"#,
-            mark.kind,
-            H - B,
-            mark.kind,
-            esc(&mark.peer),
-            x = x(mark.at)
+            html,
+            "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{change}</td><td>{}</td></tr>",
+            e.cause.words(),
+            ago_unix(e.at),
+            esc(e.peer.as_deref().unwrap_or("")),
+            mib(e.rss_before),
+            mib(e.rss_after),
+            mib(e.adapter_rss),
         );
     }
-    svg.push_str("</svg>");
-    svg
+    html.push_str("</table>");
+    html
+}
+
+/// The latest steps of the app's memory, newest first.
+fn steps(s: &Snapshot) -> String {
+    if s.steps.is_empty() {
+        return "<p>No steps in the app's memory so far.</p>".into();
+    }
+    let mut html = String::from(
+        "<h3>Steps of the app's memory</h3><table id=\"steps\"><tr><th>when</th><th>size</th><th>cause</th></tr>",
+    );
+    for step in s.steps.iter().rev().take(10) {
+        let _ = write!(
+            html,
+            "<tr><td>{}</td><td>{}</td><td>{}</td></tr>",
+            ago_unix(step.at),
+            signed_mib(step.bytes),
+            step.cause.map_or("unknown", Cause::words)
+        );
+    }
+    html.push_str("</table>");
+    html
+}
+
+/// The two charts (app, adapter), each on its own scale, and their legend.
+fn charts(s: &Snapshot) -> String {
+    let recent_from = s.recent_from;
+    let app = Chart {
+        id: "memory-chart",
+        title: "the app's memory over time",
+        color: "#1f5fbf",
+        class: "debuggee",
+        height: 300.0,
+        points: chart::series(&s.history, |p| p.debuggee),
+        recent_from,
+        events: &s.events,
+        steps: &s.steps,
+    };
+    let adapter = Chart {
+        id: "adapter-chart",
+        title: "the debugpy adapter's memory over time",
+        color: "#e07b00",
+        class: "adapter",
+        height: 150.0,
+        points: chart::series(&s.history, |p| p.adapter),
+        recent_from,
+        events: &s.events,
+        steps: &[],
+    };
+    format!(
+        r#"<h3>App (debuggee) RSS</h3>{}<h3>debugpy adapter RSS</h3>{}<p><span style="color:#0a7a2f">&#9474;</span> attach &nbsp; <span style="color:#b00020">&#9474;</span> session end &nbsp; <span style="color:#7b3fb0">&#9474;</span> debugpy loaded &nbsp; &#9679; a step of the app's memory, with its cause &nbsp; <span style="background:#eef1f6">&nbsp;&nbsp;&nbsp;</span> older samples, one point per minute (the largest)</p>"#,
+        app.render(),
+        adapter.render()
+    )
 }
