@@ -161,11 +161,14 @@ impl Ledger {
                 loaded = Some(Cause::DebugpyLoaded);
             }
         }
-        for e in self.events.iter_mut() {
-            if at >= e.at && at - e.at <= self.settle {
+        // An event's "after" settles until the next event.
+        let mut next_at = f64::INFINITY;
+        for e in self.events.iter_mut().rev() {
+            if at >= e.at && at - e.at <= self.settle && at < next_at {
                 e.rss_after = rss.or(e.rss_after);
                 e.adapter_rss = adapter.or(e.adapter_rss);
             }
+            next_at = e.at;
         }
         self.last_rss = rss.or(self.last_rss);
         loaded
@@ -182,13 +185,14 @@ impl Ledger {
             .map(|e| e.cause)
     }
 
-    /// Records the closed steps among `steps` that are newer than the last recorded one;
+    /// Records the closed steps among `steps` that begin where or after the last recorded
+    /// one ended (a run re-read with a different threshold is not counted twice);
     /// returns the new ones.
     pub fn record_steps(&mut self, steps: &[Step]) -> Vec<StepEvent> {
         let newest = self.steps.back().map_or(f64::MIN, |s| s.at);
         let new: Vec<StepEvent> = steps
             .iter()
-            .filter(|s| !s.open && s.to > newest)
+            .filter(|s| !s.open && s.from >= newest)
             .map(|s| StepEvent {
                 from: s.from,
                 at: s.to,
@@ -297,6 +301,8 @@ mod tests {
         );
         // Recorded once: the same steps again add nothing, an open one waits.
         assert!(l.record_steps(&[step(20.0, 20.2, 1e6)]).is_empty());
+        // Nor a longer run overlapping a recorded one.
+        assert!(l.record_steps(&[step(30.8, 31.4, 1e6)]).is_empty());
         let open = Step {
             open: true,
             ..step(40.0, 40.2, 1e6)

@@ -18,7 +18,13 @@
 //!
 //! The growth figure is creep plus recurring steps, and it is only given once the
 //! history covers [`MIN_COVERAGE`] of the window ([`Growth::per_second`] is `None`
-//! before). Everything here is pure arithmetic on `(seconds, bytes)` points.
+//! before). Creep that adds up to less than one [`MIN_STEP`] over the covered time
+//! reads as 0: a median of pairwise slopes turns a single jump just below a step in the
+//! middle of the window into a small slope (at most the jump over the window), and
+//! that is not growth. So the figure resolves `MIN_STEP` per window: 0.4 KiB/s
+//! (1.5 MiB/h) with the default 10-minute window.
+//!
+//! Everything here is pure arithmetic on `(seconds, bytes)` points.
 
 /// The smallest increment that can be a step: Python's allocator and the kernel move RSS
 /// by a few pages all the time.
@@ -150,7 +156,7 @@ pub struct Growth {
     /// Creep plus recurring steps, bytes per second; `None` until the history covers
     /// [`MIN_COVERAGE`] of the window.
     pub per_second: Option<f64>,
-    /// Theil-Sen slope with the steps taken out.
+    /// Theil-Sen slope with the steps taken out (before the resolution limit).
     pub creep: Option<f64>,
     /// Growth from steps that keep coming (0 when they do not).
     pub recurring: f64,
@@ -190,8 +196,11 @@ pub fn growth(points: &[(f64, f64)], window: f64, steps: &[(Step, bool)]) -> Gro
         last.0,
     );
     let shown = covered >= MIN_COVERAGE * window && points.len() >= 3;
+    let resolved = creep
+        .filter(|c| (c * covered).abs() >= MIN_STEP)
+        .unwrap_or(0.0);
     Growth {
-        per_second: shown.then(|| creep.unwrap_or(0.0) + recurring),
+        per_second: shown.then_some(resolved + recurring),
         creep,
         recurring,
         least_squares: least_squares(points),

@@ -269,6 +269,8 @@ impl Chart<'_> {
             .collect();
         let skip = shown.len().saturating_sub(MAX_STEP_LABELS);
         shown.drain(..skip);
+        // Labels close to the previous one go one line further out.
+        let mut last: Option<(f64, f64)> = None;
         for s in shown {
             // The level after the step: the first point at or after it.
             let Some(level) = self
@@ -287,12 +289,20 @@ impl Chart<'_> {
             } else {
                 ("start", 8.0)
             };
-            let dy = if s.bytes >= 0 { -8.0 } else { 16.0 };
+            let out = if s.bytes >= 0 { -1.0 } else { 1.0 };
+            let mut ty = ys + if s.bytes >= 0 { -8.0 } else { 16.0 };
+            if let Some((lx, ly)) = last
+                && (xs - lx).abs() < 230.0
+                && (ty - ly).abs() < 15.0
+            {
+                ty = ly + 15.0 * out;
+            }
+            last = Some((xs, ty));
             let _ = write!(
                 svg,
                 r##"<g class="step"><circle cx="{xs:.1}" cy="{ys:.1}" r="4" fill="#1b1b1b"/><text x="{:.1}" y="{:.1}" font-size="12" font-weight="600" fill="#1b1b1b" text-anchor="{anchor}" paint-order="stroke" stroke="#fff" stroke-width="3">{}</text></g>"##,
                 xs + dx,
-                ys + dy,
+                ty,
                 esc(&text)
             );
         }

@@ -38,7 +38,7 @@ fn signed_mib(bytes: i64) -> String {
 fn rate(g: &Growth, window: f64) -> String {
     match g.per_second {
         Some(r) => format!(
-            "{:+.1} KiB/s <span class=\"note\">(steps left out)</span>",
+            "{:+.1} KiB/s <span class=\"note\">(one-off steps left out)</span>",
             r / 1024.0
         ),
         None if g.covered > 0.0 => format!(

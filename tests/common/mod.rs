@@ -205,7 +205,7 @@ impl App {
         let local_root = dir.path().join("checkout");
         for root in [&remote_root, &local_root] {
             fs::create_dir_all(root).expect("mkdir");
-            for file in ["main.py", "spawn.py", "grow.py"] {
+            for file in ["main.py", "spawn.py", "grow.py", "memory_app.py"] {
                 fs::copy(
                     repo().join("tests/fixtures/app").join(file),
                     root.join(file),

@@ -151,3 +151,14 @@ fn theil_sen_thins_long_series() {
     let line = series(5000, 1.0, |t| 7.0 * t);
     assert!((theil_sen(&line).unwrap() - 7.0).abs() < 1e-9);
 }
+
+#[test]
+fn a_jump_below_a_step_in_the_middle_of_the_window_is_not_growth() {
+    // 24 KiB once, in the middle: the median of pairwise slopes makes a few KiB/s of it.
+    let points = series(21, 0.2, |t| {
+        250.0 * MIB + if t >= 2.0 { 24576.0 } else { 0.0 }
+    });
+    let g = growth(&points, 4.0, &steps_of(&points));
+    assert!(g.creep.unwrap() > 0.0, "{g:?}");
+    assert_eq!(g.per_second, Some(0.0), "{g:?}");
+}
