@@ -11,8 +11,9 @@
 //! - [`paths`]: component-wise, longest-root-first path mapping, Windows and POSIX.
 //! - [`proxy`]: the listener, the per-connection session, authentication, and the
 //!   path rewriting of messages.
-//! - [`debuggee`]: finding the app and debugpy's adapter in `/proc`, reading their memory,
-//!   and the sampling monitor with history, growth fit and the attach limit.
+//! - [`debuggee`]: finding the app and debugpy's adapter in `/proc`, reading their memory
+//!   (and the app's cgroup), and the sampling monitor with history, steps told apart from
+//!   growth, what debugging cost, and the attach limit.
 //! - [`http`]: `/healthz`, `/readyz`, `/metrics`, `/status` and `/`: axum routes served
 //!   by a hyper server with header and request timeouts, a connection cap that sheds the
 //!   oldest, and a bounded shutdown.

@@ -129,7 +129,7 @@ pub static KEYS: &[Key] = &[
     ),
     key(
         "memory.window",
-        "window of the growth-rate fit (at least `target.sample_interval`)",
+        "window of the growth figure, steps left out; shown once the history covers half of it (at least `target.sample_interval`)",
         |r, k, c| r.set(k, &mut c.memory.window, positive_duration),
     ),
     key(

@@ -1,9 +1,9 @@
 //! Samples the app's memory every `target.sample_interval` on a blocking thread and keeps
 //! what the HTTP endpoints show: the latest readings (RSS and, where visible, the
-//! cgroup), the [`history`](crate::debuggee::history), the growth figures
-//! ([`growth`](crate::debuggee::growth): steps told apart from trends), the debugging
-//! events and the steps with their causes ([`events`](crate::debuggee::events)), and
-//! the debuggee's RSS when the current attach began.
+//! cgroup), the history ([`crate::debuggee::history`]), the growth figures
+//! ([`crate::debuggee::growth`]: steps told apart from trends), the debugging events and
+//! the steps with their causes ([`crate::debuggee::events`]), and the debuggee's RSS when
+//! the current attach began.
 //!
 //! Figures are computed when a sample is taken, never when a page is asked for.
 //!

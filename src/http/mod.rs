@@ -6,11 +6,11 @@
 //! | `/readyz` | 200 when the DAP listener is bound, the upstream port is listening, the upstream check is recent, and debugpy is not reachable on a non-loopback address (unless `auth.allow_exposed_upstream`); 503 with every reason otherwise |
 //! | `/metrics` | Prometheus text format |
 //! | `/status` | JSON: config summary without secrets, upstream (listening, exposed, bypass connections), target processes with redacted command lines, memory, sessions |
-//! | `/` | a human page: state, warnings, sessions, and an SVG memory chart with attach/detach marks |
+//! | `/` | a human page: state, warnings, sessions, what debugging cost, memory steps, and an SVG chart per process with debugging events and steps |
 //!
 //! - [`server`]: the hyper server (header and request timeouts, connection cap shedding
 //!   the oldest, bounded shutdown) that serves the routes.
-//! - `page`: the server-rendered page.
+//! - `page`: the server-rendered page; `chart`: its SVG charts.
 //!
 //! No handler reads `/proc`: the upstream's sockets come from
 //! [`crate::upstream_watch`] and the processes from the monitor, both kept fresh in the
