@@ -300,13 +300,18 @@ fn an_attach_step_then_flat_is_a_step_with_its_cause_not_growth() {
         least_squares / 1024.0
     );
     assert!(least_squares > 100.0 * 1024.0, "{least_squares}");
-    // From the sample that recorded the step (one after it) on, for a whole window: flat.
-    let step_at = sidecar
-        .log
-        .all()
-        .lines()
-        .position(|l| l == step_line)
+    // From the sample that saw the step (the step still open: it may go on) and the one
+    // after it (which recorded it), for a whole window: flat.
+    let log = sidecar.log.all();
+    let lines: Vec<&str> = log.lines().collect();
+    let recorded = lines
+        .iter()
+        .position(|l| *l == step_line)
         .expect("step line");
+    let step_at = lines[..recorded]
+        .iter()
+        .rposition(|l| l.contains("memory sampled"))
+        .expect("the sample that saw the step");
     let after = await_samples(&sidecar, step_at, (STEP_WINDOW / 0.2) as usize + 5);
     let samples = samples_from(&sidecar, step_at);
     let growth: Vec<f64> = samples

@@ -85,6 +85,11 @@ impl History {
             .collect()
     }
 
+    /// When the oldest recent sample was taken (Unix seconds).
+    pub fn recent_from(&self) -> Option<f64> {
+        self.recent.front().map(|(_, p)| p.at)
+    }
+
     /// Every recent sample, oldest first.
     pub fn recent(&self) -> Vec<Point> {
         self.recent.iter().map(|(_, p)| *p).collect()

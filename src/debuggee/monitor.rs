@@ -212,7 +212,7 @@ impl Monitor {
     /// A copy of everything, for `/status` and `/`.
     pub fn snapshot(&self, window: Duration) -> Snapshot {
         self.with(|s| {
-            let recent_from = s.history.recent().first().map(|p| p.at);
+            let recent_from = s.history.recent_from();
             // The chart covers the current (or last) session, from a minute before it.
             let since = match (s.session_start, recent_from) {
                 (Some(start), Some(recent)) => (start - 60.0).min(recent),

@@ -85,16 +85,24 @@ fn mib_label(bytes: f64, step: f64) -> String {
     format!("{:.*} MiB", decimals, bytes / MIB)
 }
 
+/// How long before "now" a time label is: tenths of seconds under 10 s, whole seconds
+/// under 10 minutes, whole minutes beyond.
 fn ago_label(seconds: f64) -> String {
-    let s = seconds.round() as u64;
-    if s == 0 {
-        "now".into()
-    } else {
-        format!(
-            "-{}",
-            humantime::format_duration(std::time::Duration::from_secs(s))
-        )
+    if seconds < 0.05 {
+        return "now".into();
     }
+    if seconds < 10.0 {
+        return format!("-{seconds:.1}s");
+    }
+    let rounded = if seconds < 600.0 {
+        seconds.round()
+    } else {
+        (seconds / 60.0).round() * 60.0
+    };
+    format!(
+        "-{}",
+        humantime::format_duration(std::time::Duration::from_secs(rounded as u64))
+    )
 }
 
 /// The y range: the data's, at least 1 MiB or 2% of its top tall, padded; the bottom
@@ -332,6 +340,10 @@ mod tests {
         assert_eq!(y_range(&[0.0, 100.0]).0, 0.0);
         assert_eq!(tick_step(5.0), 2.0);
         assert_eq!(tick_step(7.0), 2.0);
+        assert_eq!(ago_label(0.0), "now");
+        assert_eq!(ago_label(1.25), "-1.2s");
+        assert_eq!(ago_label(125.4), "-2m 5s");
+        assert_eq!(ago_label(7530.0), "-2h 6m");
     }
 
     #[test]
