@@ -375,8 +375,36 @@ fn an_attach_step_then_flat_is_a_step_with_its_cause_not_growth() {
     replay_through_alert_rules(&minutes, None);
     let _ = after;
     let attached = screenshot(&sidecar, "memory-attached-after-step");
-    client.request("disconnect", json!({"terminateDebuggee": false}));
     println!("look at {} and {}", idle.display(), attached.display());
+
+    // The session ends: an event with the app's memory around it; nothing given back.
+    let before_end = sidecar.log.len();
+    client.request("disconnect", json!({"terminateDebuggee": false}));
+    sidecar
+        .log
+        .wait_from(before_end, SOON, |l| l.contains("session ended"))
+        .unwrap_or_else(|| panic!("session did not end:\n{}", sidecar.log.all()));
+    await_samples(&sidecar, sidecar.log.len(), 5);
+    let cost = status(&sidecar)["memory"]["debugging_cost"].clone();
+    let ended = cost["events"]
+        .as_array()
+        .and_then(|e| e.last())
+        .cloned()
+        .expect("events");
+    assert_eq!(ended["cause"], "session_ended", "{cost:#}");
+    let (b, a) = (
+        ended["rss_before"].as_f64().expect("before"),
+        ended["rss_after"].as_f64().expect("after"),
+    );
+    println!("session ended: {:.1} -> {:.1} MiB", b / MIB, a / MIB);
+    assert!((a - b).abs() < MIB, "{ended}");
+    assert!(
+        metric(
+            &sidecar,
+            "dap_sidecar_target_memory_at_event_bytes{event=\"session_ended\"}"
+        )
+        .is_some()
+    );
 }
 
 /// An app that really leaks 1 MiB every 2 s under debugpy: growth within the window,

@@ -386,4 +386,37 @@ mod tests {
         let jump = coords[0] - coords[coords.len() - 1];
         assert!(jump > 0.6 * (280.0 - T - B), "step is {jump} px");
     }
+
+    #[test]
+    fn downsampled_history_is_shaded_and_events_are_labelled() {
+        // Two hours: one-minute buckets, then ten minutes of samples every 5 s.
+        let mut points: Vec<(f64, Option<u64>)> = (0..110)
+            .map(|m| (f64::from(m) * 60.0, Some(100 << 20)))
+            .collect();
+        points.extend((0..120).map(|i| (6600.0 + f64::from(i) * 5.0, Some(101 << 20))));
+        let events = [Event {
+            at: 120.0,
+            cause: Cause::SessionAttached,
+            peer: Some("10.0.0.7:5555".into()),
+            rss_before: None,
+            rss_after: None,
+            adapter_rss: None,
+        }];
+        let chart = Chart {
+            id: "c",
+            title: "app",
+            color: "#000",
+            class: "debuggee",
+            height: 280.0,
+            points,
+            recent_from: Some(6600.0),
+            events: &events,
+            steps: &[],
+        };
+        let svg = chart.render();
+        assert!(svg.contains(r#"class="downsampled""#), "{svg}");
+        assert!(svg.contains(r#"class="mark attach""#));
+        assert!(svg.contains("attach 10.0.0.7:5555"));
+        assert!(svg.contains(">-1h 30m<"), "{svg}");
+    }
 }
