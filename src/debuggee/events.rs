@@ -17,6 +17,10 @@ use crate::debuggee::growth::Step;
 
 /// Most events and steps kept.
 const MAX_KEPT: usize = 200;
+/// Samples without debugpy an app needs before "debugpy loaded" is an event: an app
+/// started by `python -m debugpy` is briefly without its adapter, but debugpy is
+/// already in it.
+const SEEN_WITHOUT_DEBUGPY: usize = 2;
 
 /// Why the app's memory moved.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
@@ -106,6 +110,8 @@ pub struct Ledger {
     pub before_debugpy: Option<Reading>,
     /// debugpy's adapter has been seen for this app.
     pub debugpy_seen: bool,
+    /// Samples that found the app without debugpy's adapter.
+    seen_without: usize,
     /// Events, oldest first.
     pub events: VecDeque<Event>,
     /// Steps, oldest first.
@@ -153,10 +159,13 @@ impl Ledger {
         let mut loaded = None;
         if let (None, false, Some(rss)) = (adapter, self.debugpy_seen, rss) {
             self.before_debugpy = Some(Reading { at, rss });
+            self.seen_without += 1;
         }
         if adapter.is_some() && !self.debugpy_seen {
             self.debugpy_seen = true;
-            if self.before_debugpy.is_some() {
+            if self.seen_without < SEEN_WITHOUT_DEBUGPY {
+                self.before_debugpy = None;
+            } else {
                 self.event(at, Cause::DebugpyLoaded, None);
                 loaded = Some(Cause::DebugpyLoaded);
             }
@@ -268,6 +277,12 @@ mod tests {
     fn an_app_found_with_debugpy_has_no_before_figure() {
         let mut l = Ledger::new(Some(7), Duration::from_secs(1));
         assert_eq!(l.sample(1.0, Some(100 * MIB), Some(18 * MIB)), None);
+        assert_eq!(l.before_debugpy, None);
+        assert!(l.events.is_empty());
+        // Seen once before its adapter: started under debugpy, not loaded later.
+        let mut l = Ledger::new(Some(8), Duration::from_secs(1));
+        assert_eq!(l.sample(1.0, Some(10 * MIB), None), None);
+        assert_eq!(l.sample(2.0, Some(30 * MIB), Some(18 * MIB)), None);
         assert_eq!(l.before_debugpy, None);
         assert!(l.events.is_empty());
     }
