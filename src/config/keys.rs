@@ -202,6 +202,11 @@ pub static KEYS: &[Key] = &[
         "time a started frame has to arrive completely",
         |r, k, c| r.set(k, &mut c.limits.frame_timeout, positive_duration),
     ),
+    key(
+        "limits.disconnect_timeout",
+        "how long debugpy has to finish a session that ends",
+        |r, k, c| r.set(k, &mut c.limits.disconnect_timeout, positive_duration),
+    ),
 ];
 
 /// The names allowed at the top level: plain keys and section names, in table order.
