@@ -17,6 +17,7 @@ use crate::config::OnLimit;
 use crate::dap::codec::Frame;
 use crate::dap::message::{Kind, Message};
 use crate::proxy::attach::HandBack;
+use crate::proxy::guard;
 use crate::proxy::rewrite::{self, arguments};
 use crate::proxy::session::{Outcome, Session};
 use crate::proxy::upstream::Upstream;
@@ -205,6 +206,13 @@ impl Session {
         })?;
         self.max_client_seq = self.max_client_seq.max(msg.seq);
         self.shared.metrics.count_message(false, &msg);
+        if let Err(why) = guard::check(&msg) {
+            warn!(peer = %self.peer, command = %msg.name, reason = %why, "refused a request that would break debugpy");
+            if msg.kind == Kind::Request && !self.reply(&msg, Err(why.to_string())).await {
+                return Err(Outcome::ClientLost);
+            }
+            return Ok(());
+        }
         if msg.is_request("disconnect") {
             state.client_disconnect = Some(msg.seq);
             state.finalizing = Some(self.shared.finalizing().await);
