@@ -98,6 +98,9 @@ impl Server {
         })?;
         info!(addr = %dap_addr, upstream = %shared.config.upstream, "DAP listener bound");
         shared.set_dap_bound(Some(dap_addr));
+        // Live from here: connections wait in the backlog until the accept loop runs, and
+        // a probe right after the "bound" line must not see a sidecar that is starting.
+        shared.set_listener_running(true);
 
         let stop = CancellationToken::new();
         let http_config = shared.config.http.addr().to_string();

@@ -58,6 +58,9 @@ pub struct Shared {
     /// connection takes it (write) first, because debugpy refuses a new client with
     /// "already being debugged" until the previous session is finalized.
     finalizing: Arc<tokio::sync::RwLock<()>>,
+    /// When a session last closed its connection to debugpy (see
+    /// [`Shared::wait_settled`]).
+    upstream_closed: Mutex<Option<tokio::time::Instant>>,
 }
 
 impl Shared {
@@ -79,6 +82,7 @@ impl Shared {
             listener_running: AtomicBool::new(false),
             sessions: Mutex::new(HashMap::new()),
             finalizing: Arc::new(tokio::sync::RwLock::new(())),
+            upstream_closed: Mutex::new(None),
         })
     }
 
@@ -153,6 +157,31 @@ impl Shared {
         tokio::time::timeout(wait, self.finalizing.write())
             .await
             .is_ok()
+    }
+
+    /// Notes that a session has just closed its connection to debugpy.
+    pub fn note_upstream_closed(&self) {
+        let mut closed = self
+            .upstream_closed
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        *closed = Some(tokio::time::Instant::now());
+    }
+
+    /// Waits until `settle` has passed since a session last closed its connection to
+    /// debugpy. debugpy 1.8's adapter forgets a finished session only a moment after it
+    /// closed that session's connection; a client connecting in that moment makes the
+    /// adapter write to the closed connection from its accept thread, which dies, and
+    /// the adapter never accepts again (see `docs/DEBUGPY.md`). Nothing outside the
+    /// adapter shows when that moment is over, hence a wait.
+    pub async fn wait_settled(&self, settle: std::time::Duration) {
+        let closed = *self
+            .upstream_closed
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        if let Some(closed) = closed {
+            tokio::time::sleep_until(closed + settle).await;
+        }
     }
 
     /// The DAP address: as bound, or as configured before binding.

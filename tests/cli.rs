@@ -156,3 +156,28 @@ fn healthcheck_probes_the_local_http_endpoint() {
 fn sidecar_cmd(args: &[&str]) -> Output {
     sidecar(args, &[])
 }
+
+/// A variable meant for another program that happens to share the prefix (a client-side
+/// `DAP_SIDECAR_TOKEN`) is named, with the variable it probably meant.
+#[test]
+fn an_unknown_prefixed_variable_is_named_with_what_it_probably_meant() {
+    let out = sidecar(
+        &["check"],
+        &[
+            ("DAP_SIDECAR_TOKEN", "abc"),
+            ("DAP_SIDECAR_LIMITS__FRAME_TIMEOUTS", "3s"),
+        ],
+    );
+    assert_eq!(out.status.code(), Some(64));
+    let err = String::from_utf8_lossy(&out.stderr);
+    for needle in [
+        "2 problems",
+        "environment variable DAP_SIDECAR_TOKEN: `token` is not a setting",
+        "Did you mean DAP_SIDECAR_AUTH__TOKEN (auth.token)?",
+        "environment variable DAP_SIDECAR_LIMITS__FRAME_TIMEOUTS",
+        "name outside that prefix",
+    ] {
+        assert!(err.contains(needle), "{needle:?} missing from:\n{err}");
+    }
+    assert!(!err.contains("abc"), "the value may be a secret:\n{err}");
+}

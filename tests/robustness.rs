@@ -132,3 +132,33 @@ fn oversized_message_mid_session_resumes_the_app() {
     drop(TcpStream::connect(sidecar.addr));
     valid_session_works(&sidecar, &app);
 }
+
+/// A NUL inside a breakpoint's path kills debugpy (pydevd's reader thread dies on it and
+/// the adapter exits); the sidecar refuses it with a clear error, and debugging goes on.
+#[test]
+#[ignore = "real debugpy (a Python venv from PyPI): run by scripts/test.sh"]
+fn a_nul_in_a_path_is_refused_and_debugpy_keeps_listening() {
+    let app = App::start();
+    let sidecar = sidecar(&app);
+    let mut client = DapClient::connect(sidecar.addr);
+    client.attach_with_breakpoint(json!({}), &app.local_main(), break_line());
+    let bad = format!("{}\u{0}.py", app.local_main());
+    let refused = client.request(
+        "setBreakpoints",
+        json!({"source": {"path": bad}, "breakpoints": [{"line": 3}]}),
+    );
+    assert_eq!(refused["success"], false, "{refused}");
+    let message = refused["message"].as_str().unwrap_or_default();
+    assert!(
+        message.contains("NUL character") && message.contains("main.py\\0.py"),
+        "{message}"
+    );
+    // The session goes on: the app stops at the breakpoint set before.
+    let (_, frame) = client.stopped_frame();
+    assert_eq!(frame["source"]["path"], app.local_main());
+    let bye = client.request("disconnect", json!({"terminateDebuggee": false}));
+    assert_eq!(bye["success"], true, "{bye}");
+    assert!(client.closed(SOON));
+    // And debugpy still takes the next one.
+    valid_session_works(&sidecar, &app);
+}

@@ -116,6 +116,37 @@ async fn only_an_authenticated_attach_reaches_debugpy() {
     );
 }
 
+/// debugpy sends `terminated` before its answer to `disconnect`; the client gets the
+/// answer first (a client that closes on `terminated` would otherwise wait for its own
+/// timeout), then `terminated`.
+#[tokio::test]
+async fn the_disconnect_answer_reaches_the_client_before_terminated() {
+    let fake = FakeUpstream::start().await;
+    let sidecar = InProcess::start(config(fake.addr)).await;
+    let mut client = Client::connect(sidecar.dap).await;
+    client.handshake(json!({"token": TOKEN})).await;
+    let seq = client
+        .send("disconnect", json!({"terminateDebuggee": false}))
+        .await;
+    assert!(
+        client.closed().await,
+        "connection left open after disconnect"
+    );
+    let answer = client
+        .history
+        .iter()
+        .position(|m| m["type"] == "response" && m["request_seq"] == seq);
+    let terminated = client
+        .history
+        .iter()
+        .position(|m| m["event"] == "terminated");
+    assert!(
+        matches!((answer, terminated), (Some(a), Some(t)) if a < t),
+        "{:#?}",
+        client.history
+    );
+}
+
 /// A missing or wrong token is refused with a reason, counted, and debugpy never hears
 /// of the client.
 #[tokio::test]

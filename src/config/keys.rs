@@ -202,6 +202,11 @@ pub static KEYS: &[Key] = &[
         "time a started frame has to arrive completely",
         |r, k, c| r.set(k, &mut c.limits.frame_timeout, positive_duration),
     ),
+    key(
+        "limits.disconnect_timeout",
+        "how long debugpy has to finish a session that ends",
+        |r, k, c| r.set(k, &mut c.limits.disconnect_timeout, positive_duration),
+    ),
 ];
 
 /// The names allowed at the top level: plain keys and section names, in table order.
@@ -217,6 +222,28 @@ pub(super) fn top_level() -> Vec<&'static str> {
         }
     }
     names
+}
+
+/// The key an unknown `path` (dotted, as the layers spelled it) probably meant: one
+/// whose last part is the same (`token` -> `auth.token`), or the same with a `_` for the
+/// `.` (`auth_token` -> `auth.token`, as a single `_` in an environment variable reads).
+pub(super) fn suggest(path: &str) -> Option<&'static str> {
+    let last = path.rsplit('.').next().unwrap_or(path);
+    let flat = path.replace('.', "_");
+    KEYS.iter().map(|key| key.name).find(|name| {
+        name.replace('.', "_") == flat
+            || (name.contains('.') && name.rsplit('.').next() == Some(last))
+    })
+}
+
+/// The environment variable that sets the dotted `key` (`auth.token` ->
+/// `DAP_SIDECAR_AUTH__TOKEN`).
+pub fn env_name(key: &str) -> String {
+    format!(
+        "{}{}",
+        super::load::ENV_PREFIX,
+        key.to_ascii_uppercase().replace('.', "__")
+    )
 }
 
 /// The keys of section `name` (`http` gives `host`, `port`, ...), in table order; empty
@@ -238,6 +265,19 @@ mod tests {
 
     use super::super::read::Reader;
     use super::*;
+
+    #[test]
+    fn unknown_names_suggest_the_key_they_probably_meant() {
+        assert_eq!(suggest("token"), Some("auth.token"));
+        assert_eq!(suggest("auth_token"), Some("auth.token"));
+        assert_eq!(
+            suggest("limits_frame_timeout"),
+            Some("limits.frame_timeout")
+        );
+        assert_eq!(suggest("http.auth_timeout"), Some("limits.auth_timeout"));
+        assert_eq!(suggest("test_endings"), None);
+        assert_eq!(env_name("auth.token"), "DAP_SIDECAR_AUTH__TOKEN");
+    }
 
     /// The keys README.md documents: every backquoted name in the first column of the
     /// table under `| key | default | meaning |` (a row may name two keys).

@@ -265,16 +265,47 @@ impl<'a> Reader<'a> {
         }
     }
 
+    /// Reports an unknown key at `path`. One that came from the environment is named by
+    /// its variable, with the variable it probably meant: other programs' variables
+    /// (a client-side `DAP_SIDECAR_TOKEN`, say) share the prefix by accident.
+    fn unknown(&mut self, path: &str, allowed: &[&str]) {
+        let suggestion = keys::suggest(path);
+        let source = self.source(path);
+        if source.as_deref().is_some_and(|s| s.contains("environment")) {
+            let mut message = format!(
+                "`{path}` is not a setting; every variable starting with {} configures dap-sidecar",
+                super::load::ENV_PREFIX
+            );
+            match suggestion {
+                Some(key) => message.push_str(&format!(
+                    ". Did you mean {} ({key})? Otherwise rename or unset the variable",
+                    keys::env_name(key)
+                )),
+                None => message.push_str(
+                    ", so give variables meant for other programs a name outside that prefix",
+                ),
+            }
+            self.problems.push(Problem {
+                key: format!("environment variable {}", keys::env_name(path)),
+                value: None,
+                message,
+                source: None,
+            });
+            return;
+        }
+        let mut message = format!("unknown key (allowed: {})", allowed.join(", "));
+        if let Some(key) = suggestion {
+            message.push_str(&format!("; did you mean `{key}`?"));
+        }
+        self.problem(path, None, message);
+    }
+
     /// Reports every name in `root` that is not a key of [`KEYS`] (usually a typo).
     fn unknown_keys(&mut self, root: &Dict) {
         let top = keys::top_level();
         for (key, value) in root {
             if !top.contains(&key.as_str()) {
-                self.problem(
-                    key,
-                    None,
-                    format!("unknown key (allowed: {})", top.join(", ")),
-                );
+                self.unknown(key, &top);
                 continue;
             }
             let allowed = keys::section(key);
@@ -285,11 +316,7 @@ impl<'a> Reader<'a> {
                 Value::Dict(_, section) => {
                     for sub in section.keys() {
                         if !allowed.contains(&sub.as_str()) {
-                            self.problem(
-                                &format!("{key}.{sub}"),
-                                None,
-                                format!("unknown key (allowed: {})", allowed.join(", ")),
-                            );
+                            self.unknown(&format!("{key}.{sub}"), &allowed);
                         }
                     }
                 }

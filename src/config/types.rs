@@ -170,6 +170,10 @@ pub struct Limits {
     pub auth_failure_delay: Duration,
     /// How long a started frame may take to arrive completely.
     pub frame_timeout: Duration,
+    /// How long debugpy has to finish a session that ends (answer `disconnect`): the
+    /// sidecar keeps its connection to debugpy open that long whatever the client does,
+    /// and a new attach waits that long for the previous session to finish.
+    pub disconnect_timeout: Duration,
 }
 
 impl Default for Config {
@@ -219,6 +223,7 @@ impl Default for Config {
                 auth_timeout: Duration::from_secs(10),
                 auth_failure_delay: Duration::from_secs(1),
                 frame_timeout: Duration::from_secs(30),
+                disconnect_timeout: Duration::from_secs(10),
             },
         }
     }

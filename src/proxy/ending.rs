@@ -3,8 +3,12 @@
 //! `disconnect` (terminateDebuggee false) sent upstream on its behalf, so an app paused
 //! at a breakpoint resumes and debugpy is ready for the next client; a client whose
 //! upstream vanished, or that the sidecar leaves, gets a `terminated` event.
-
-use std::time::Duration;
+//!
+//! The connection to debugpy is never closed while debugpy still owes the answer to a
+//! `disconnect` (the client's or the sidecar's), up to `limits.disconnect_timeout`:
+//! debugpy's adapter exits when it cannot write that answer, and then nobody can attach
+//! until the app restarts. A client that closes right after sending `disconnect`, or the
+//! instant it sees `terminated`, thus no longer reaches debugpy before debugpy is done.
 
 use bytes::Bytes;
 use futures_util::{SinkExt, StreamExt};
@@ -18,10 +22,6 @@ use crate::proxy::relay::Relay;
 use crate::proxy::session::{Outcome, Session};
 use crate::proxy::upstream::Upstream;
 
-/// How long the sidecar waits for debugpy to answer the `disconnect` it sends for a
-/// client that vanished (and how long a new attach waits for that to finish).
-pub(super) const DISCONNECT_GRACE: Duration = Duration::from_secs(5);
-
 impl Session {
     /// Phase 5: ends the side that did not end the relay (see the module doc), closes
     /// the client's connection and logs the outcome.
@@ -34,11 +34,22 @@ impl Session {
         self.shared.set_stopped(self.id, false);
         // A body cut off mid-way leaves the client's framing broken: just close.
         let cut_off = upstream.codec().mid_frame();
+        if let Some(seq) = state
+            .client_disconnect
+            .filter(|_| !state.disconnect_answered)
+        {
+            // A client that may still be there gets the answer (writing to one that left
+            // fails harmlessly).
+            let forward = outcome != Outcome::ClientLost && !cut_off;
+            self.finish_client_disconnect(&mut upstream, &mut state, seq, forward)
+                .await;
+        }
         match outcome {
             Outcome::ClientLost | Outcome::Shutdown | Outcome::MemoryLimit
                 if state.client_disconnect.is_none() =>
             {
-                self.disconnect_upstream(&mut upstream).await;
+                state.finalizing = Some(self.shared.finalizing().await);
+                state.disconnect_answered = self.disconnect_upstream(&mut upstream).await;
                 if outcome == Outcome::MemoryLimit {
                     self.send_terminated(&mut state).await;
                 }
@@ -56,6 +67,17 @@ impl Session {
             _ => {}
         }
         let _ = SinkExt::<Bytes>::close(&mut self.client).await;
+        if state.disconnect_answered {
+            // debugpy closes the connection right after its answer: let it go first.
+            let wait = self.shared.config.limits.disconnect_timeout;
+            let _ = timeout(wait, async {
+                while let Some(Ok(_)) = upstream.next().await {}
+            })
+            .await;
+        }
+        drop(upstream);
+        self.shared.note_upstream_closed();
+        drop(state); // only now may the next session connect
         info!(peer = %self.peer, outcome = outcome.label(), "session ended");
         outcome
     }
@@ -71,12 +93,57 @@ impl Session {
         }
     }
 
+    /// Waits (up to `limits.disconnect_timeout`) for debugpy's answer to the client's own
+    /// `disconnect` request `seq`, keeping the connection to debugpy open meanwhile;
+    /// `forward` passes the answer and the `terminated` event on to the client.
+    async fn finish_client_disconnect(
+        &mut self,
+        upstream: &mut Upstream,
+        state: &mut Relay,
+        seq: i64,
+        forward: bool,
+    ) {
+        let wait = self.shared.config.limits.disconnect_timeout;
+        let answer = timeout(wait, async {
+            while let Some(Ok(frame)) = upstream.next().await {
+                let Frame::Whole(bytes) = frame else {
+                    continue;
+                };
+                let Ok(msg) = Message::parse(bytes) else {
+                    continue;
+                };
+                if msg.kind == Kind::Response && msg.request_seq == Some(seq) {
+                    return Some(msg);
+                }
+                if msg.is_event("terminated") && state.held_terminated.is_none() {
+                    state.held_terminated = Some((msg, tokio::time::Instant::now()));
+                }
+            }
+            None
+        })
+        .await;
+        match answer {
+            Ok(Some(answer)) => {
+                state.disconnect_answered = true;
+                if forward {
+                    let _ = self.send_client(&answer).await;
+                }
+            }
+            Ok(None) => {} // debugpy closed the connection: it is done.
+            Err(_) => warn!(peer = %self.peer, "debugpy did not answer disconnect in time"),
+        }
+        if forward {
+            let _ = self.release_terminated(state).await;
+        } else {
+            state.held_terminated = None;
+        }
+    }
+
     /// Sends `disconnect` (terminateDebuggee false) on behalf of a client that vanished,
     /// and waits (briefly) until debugpy has finalized the session: it answers the
     /// request and sends `terminated` after releasing the app, or closes the connection.
     /// Only then may the next client attach.
-    async fn disconnect_upstream(&mut self, upstream: &mut Upstream) {
-        let _finalizing = self.shared.finalizing().await;
+    async fn disconnect_upstream(&mut self, upstream: &mut Upstream) -> bool {
         let seq = self.max_client_seq + 1;
         let request = message::request(
             seq,
@@ -85,9 +152,10 @@ impl Session {
         );
         info!(peer = %self.peer, "client gone: sending disconnect upstream so the app resumes");
         if upstream.send(request.bytes().clone()).await.is_err() {
-            return;
+            return false;
         }
-        let finalized = timeout(DISCONNECT_GRACE, async {
+        let wait = self.shared.config.limits.disconnect_timeout;
+        let finalized = timeout(wait, async {
             let (mut answered, mut terminated) = (false, false);
             while let Some(Ok(frame)) = upstream.next().await {
                 let Frame::Whole(bytes) = frame else {
@@ -107,5 +175,6 @@ impl Session {
         if finalized.is_err() {
             warn!(peer = %self.peer, "debugpy did not finish the disconnect in time");
         }
+        finalized.is_ok()
     }
 }

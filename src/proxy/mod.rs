@@ -20,12 +20,14 @@
 //! - [`auth`]: allowlist, token and loopback rule.
 //! - [`throttle`]: bounded logging of what unauthenticated clients cause.
 //! - [`rewrite`]: which message fields carry paths, both ways.
+//! - [`guard`]: requests refused because they are known to take debugpy down.
 
 pub mod admission;
 pub mod attach;
 pub mod auth;
 pub mod capabilities;
 pub mod ending;
+pub mod guard;
 pub mod handshake;
 pub mod listener;
 pub mod relay;

@@ -9,6 +9,7 @@
 use bytes::Bytes;
 use futures_util::{SinkExt, StreamExt};
 use serde_json::Value;
+use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 use tracing::warn;
 
@@ -16,6 +17,7 @@ use crate::config::OnLimit;
 use crate::dap::codec::Frame;
 use crate::dap::message::{Kind, Message};
 use crate::proxy::attach::HandBack;
+use crate::proxy::guard;
 use crate::proxy::rewrite::{self, arguments};
 use crate::proxy::session::{Outcome, Session};
 use crate::proxy::upstream::Upstream;
@@ -40,20 +42,38 @@ pub(super) struct Relay {
     handed_back: HandBack,
     /// `seq` of the client's own `disconnect`, once sent.
     pub(super) client_disconnect: Option<i64>,
-    /// Whether the client has seen a `terminated` event.
+    /// Whether debugpy has answered a `disconnect` (the client's, or the sidecar's on a
+    /// vanished client's behalf).
+    pub(super) disconnect_answered: bool,
+    /// Whether the client has seen (or is about to see) a `terminated` event.
     pub(super) terminated_sent: bool,
+    /// debugpy's `terminated` event, held back until its answer to the client's
+    /// `disconnect` has gone to the client (at the latest until the deadline): debugpy
+    /// sends them the other way round, and a client that closes the instant it sees
+    /// `terminated` (nvim-dap) would otherwise wait for its own timeout for the answer.
+    pub(super) held_terminated: Option<(Message, Instant)>,
     /// Held from the client's `disconnect` until the session ends (see
     /// [`Shared::finalizing`](crate::state::Shared::finalizing)).
-    finalizing: Option<tokio::sync::OwnedRwLockReadGuard<()>>,
+    pub(super) finalizing: Option<tokio::sync::OwnedRwLockReadGuard<()>>,
 }
 
 impl Relay {
+    /// Until when the held `terminated` event may wait (far ahead when none is held).
+    fn held_until(&self) -> Instant {
+        self.held_terminated.as_ref().map_or_else(
+            || Instant::now() + std::time::Duration::from_secs(3600),
+            |(_, until)| *until,
+        )
+    }
+
     /// The state at the start of the relay.
     pub(super) fn new(handed_back: HandBack) -> Relay {
         Relay {
             handed_back,
             client_disconnect: None,
+            disconnect_answered: false,
             terminated_sent: false,
+            held_terminated: None,
             finalizing: None,
         }
     }
@@ -162,6 +182,12 @@ impl Session {
                     }
                     None => break if state.client_disconnect.is_some() { Outcome::Disconnected } else { Outcome::UpstreamLost },
                 },
+                _ = tokio::time::sleep_until(state.held_until()), if state.held_terminated.is_some() => {
+                    warn!(peer = %self.peer, "debugpy did not answer disconnect in time");
+                    if self.release_terminated(&mut state).await.is_err() {
+                        break Outcome::ClientLost;
+                    }
+                }
                 _ = shutdown.cancelled() => break Outcome::Shutdown,
             }
         };
@@ -180,6 +206,13 @@ impl Session {
         })?;
         self.max_client_seq = self.max_client_seq.max(msg.seq);
         self.shared.metrics.count_message(false, &msg);
+        if let Err(why) = guard::check(&msg) {
+            warn!(peer = %self.peer, command = %msg.name, reason = %why, "refused a request that would break debugpy");
+            if msg.kind == Kind::Request && !self.reply(&msg, Err(why.to_string())).await {
+                return Err(Outcome::ClientLost);
+            }
+            return Ok(());
+        }
         if msg.is_request("disconnect") {
             state.client_disconnect = Some(msg.seq);
             state.finalizing = Some(self.shared.finalizing().await);
@@ -208,6 +241,11 @@ impl Session {
                 state.terminated_sent = true;
                 // The app is gone (or detached): nothing is stopped any more.
                 self.shared.set_stopped(self.id, false);
+                if state.client_disconnect.is_some() && !state.disconnect_answered {
+                    let until = Instant::now() + self.shared.config.limits.disconnect_timeout;
+                    state.held_terminated = Some((msg, until));
+                    return Ok(());
+                }
             }
             (Kind::Event, "exited") => self.shared.set_stopped(self.id, false),
             (Kind::Event, "stopped") => self.shared.set_stopped(self.id, true),
@@ -224,10 +262,29 @@ impl Session {
         {
             self.shared.set_stopped(self.id, false);
         }
+        let answers_disconnect = msg.kind == Kind::Response
+            && state.client_disconnect.is_some()
+            && msg.request_seq == state.client_disconnect;
         let msg = self.map_to_client(msg).await;
         self.send_client(&msg)
             .await
-            .map_err(|_| Outcome::ClientLost)
+            .map_err(|_| Outcome::ClientLost)?;
+        if answers_disconnect {
+            state.disconnect_answered = true;
+            self.release_terminated(state).await?;
+        }
+        Ok(())
+    }
+
+    /// Sends the client the `terminated` event held back, if any.
+    pub(super) async fn release_terminated(&mut self, state: &mut Relay) -> Result<(), Outcome> {
+        match state.held_terminated.take() {
+            Some((held, _)) => self
+                .send_client(&held)
+                .await
+                .map_err(|_| Outcome::ClientLost),
+            None => Ok(()),
+        }
     }
 
     /// Maps container paths in a message from debugpy. Large messages are mapped on a

@@ -18,13 +18,16 @@ use tracing::warn;
 
 use crate::dap::codec::{DapCodec, StreamingCodec};
 use crate::dap::message::Message;
-use crate::proxy::ending::DISCONNECT_GRACE;
 use crate::proxy::rewrite;
 use crate::proxy::session::{Outcome, Session};
 use crate::state::Shared;
 
 /// The upstream side: large path-free responses pass through as they arrive.
 pub(super) type Upstream = Framed<TcpStream, StreamingCodec>;
+
+/// How long a new connection to debugpy waits after the previous session's connection
+/// closed (see [`Shared::wait_settled`]).
+const SESSION_SETTLE: Duration = Duration::from_millis(100);
 
 /// How long an attach waits for a fresh look at debugpy's listening sockets.
 const SIDE_DOOR_CHECK: Duration = Duration::from_secs(1);
@@ -87,9 +90,11 @@ impl Session {
         let deadline = started + limit;
         let mut backoff = Duration::from_millis(50);
         let mut next_report = started;
-        if !self.shared.wait_finalized(DISCONNECT_GRACE).await {
+        let finishing = self.shared.config.limits.disconnect_timeout;
+        if !self.shared.wait_finalized(finishing).await {
             warn!(peer = %self.peer, "a previous session is still ending; attaching anyway");
         }
+        self.shared.wait_settled(SESSION_SETTLE).await;
         loop {
             let attempt = timeout(
                 deadline

@@ -8,7 +8,8 @@
 //!   false);
 //! - `threads`: one thread; `stackTrace`: `levels` frames (default 20) in container paths
 //!   under [`REMOTE_ROOT`]; `variables` with `bytes`: a value of that many bytes;
-//! - `disconnect`: the response, then `terminated`, then it closes the connection;
+//! - `disconnect`: `terminated`, then the response (debugpy's order), then it closes the
+//!   connection;
 //! - anything else: success with an empty body.
 //!
 //! It records what it received (unless [`Options::record`] is false) and counts the
@@ -238,8 +239,8 @@ async fn serve(stream: TcpStream, state: Arc<State>) {
                 }
             }
             "disconnect" => {
-                out.push(response(&mut seq, &msg, json!({})));
                 out.push(event(&mut seq, "terminated"));
+                out.push(response(&mut seq, &msg, json!({})));
             }
             "initialize" => {
                 let capabilities = state.capabilities.lock().unwrap().clone();

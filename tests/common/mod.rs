@@ -400,11 +400,14 @@ impl Sidecar {
             .arg(config.path())
             .args(["--log-format", "json"])
             .env("RUST_BACKTRACE", "1")
-            // The test switches share the sidecar's prefix; the sidecar must not see them.
-            .env_remove("DAP_SIDECAR_TEST_ECHO")
-            .env_remove("DAP_SIDECAR_TEST_PYTHON")
             .stdout(Stdio::null())
             .stderr(Stdio::piped());
+        // The test switches share the sidecar's prefix; the sidecar must not see them.
+        for (name, _) in std::env::vars_os() {
+            if name.to_string_lossy().starts_with("DAP_SIDECAR_TEST_") {
+                cmd.env_remove(name);
+            }
+        }
         let mut child = wrap(cmd).spawn().expect("start sidecar");
         let log = Lines::default();
         log.collect(child.stderr.take().expect("stderr"), "sidecar");
