@@ -417,3 +417,42 @@ impl Metrics {
         self.messages[usize::from(to_client)][kind].inc();
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cgroup_series_come_and_go_with_the_figures() {
+        let metrics = Metrics::new().expect("metrics");
+        let ledger = Ledger::default();
+        let cgroup = CgroupMemory {
+            dir: "/sys/fs/cgroup/app".into(),
+            version: 2,
+            current: 300 << 20,
+            anon: Some(200 << 20),
+            file: None,
+            max: Some(512 << 20),
+        };
+        let figures = |cgroup| MemoryFigures {
+            least_squares: [Some(1.5), None],
+            cgroup,
+            ledger: &ledger,
+        };
+        metrics.set_memory_figures(&figures(Some(&cgroup)));
+        let text = metrics.render();
+        for line in [
+            "dap_sidecar_target_cgroup_memory_max_bytes 536870912",
+            "dap_sidecar_target_cgroup_memory_bytes{kind=\"current\"} 314572800",
+            "dap_sidecar_target_cgroup_memory_bytes{kind=\"anon\"} 209715200",
+            "dap_sidecar_target_memory_growth_least_squares_bytes_per_second{role=\"debuggee\"} 1.5",
+        ] {
+            assert!(text.contains(line), "{line} missing:\n{text}");
+        }
+        assert!(!text.contains("kind=\"file\""), "{text}");
+        metrics.set_memory_figures(&figures(None));
+        let text = metrics.render();
+        assert!(!text.contains("dap_sidecar_target_cgroup_memory_max_bytes "));
+        assert!(!text.contains("kind=\"current\""));
+    }
+}

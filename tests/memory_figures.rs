@@ -514,9 +514,10 @@ fn the_text_log_in_a_file_has_no_escape_codes() {
 
 /// The app in a cgroup of its own: its cgroup memory is read from the files.
 #[test]
-#[ignore = "root, a writable memory cgroup (v2, or v1 as on this dev machine) and debugpy: run by scripts/test.sh"]
+#[ignore = "root, a writable memory cgroup (v2, or v1 as on this dev machine), Python and promtool: run by scripts/test.sh"]
 fn the_apps_cgroup_memory_is_read_when_visible() {
     let group = TestCgroup::create();
+    group.limit(1 << 30);
     let app = app_in_cgroup(&group, &["--ballast", "64"]);
     let script = app.remote_root.join("memory_app.py");
     let sidecar = sidecar(&app, &format!("  match: '{}'\n", script.display()), 4.0);
@@ -539,8 +540,32 @@ fn the_apps_cgroup_memory_is_read_when_visible() {
     )
     .expect("cgroup metric");
     assert!((current - file).abs() <= file * 0.1);
+    assert_eq!(cgroup["max"].as_u64(), Some(1 << 30), "{cgroup}");
+    assert_eq!(
+        metric(&sidecar, "dap_sidecar_target_cgroup_memory_max_bytes"),
+        Some(f64::from(1 << 30))
+    );
     let (_, page) = http_get(sidecar.http, "/");
     assert!(page.contains(&format!("cgroup v{}", group.version)));
+    assert!(page.contains("limit 1024.0 MiB"), "{page}");
+    // The exposition with the cgroup series passes promtool.
+    let (_, text) = http_get(sidecar.http, "/metrics");
+    let mut check = Command::new("promtool")
+        .args(["check", "metrics"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("promtool (Debian package prometheus) must be installed");
+    std::io::Write::write_all(&mut check.stdin.take().expect("stdin"), text.as_bytes())
+        .expect("write metrics");
+    let out = check.wait_with_output().expect("promtool");
+    assert!(
+        out.status.success(),
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
 }
 
 /// A memory cgroup below the test's own, removed on drop (after its processes left).
@@ -590,6 +615,15 @@ impl TestCgroup {
             let _ = std::fs::remove_dir(&dir);
         }
         panic!("no writable memory cgroup below {own}");
+    }
+
+    fn limit(&self, bytes: u64) {
+        let file = if self.version == 2 {
+            "memory.max"
+        } else {
+            "memory.limit_in_bytes"
+        };
+        std::fs::write(self.dir.join(file), bytes.to_string()).expect("set the limit");
     }
 
     fn current(&self) -> u64 {

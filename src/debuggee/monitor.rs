@@ -209,8 +209,17 @@ impl Monitor {
         self.with(|s| s.last_sample)
     }
 
-    /// A copy of everything, for `/status` and `/`.
+    /// A copy of everything, for `/`.
     pub fn snapshot(&self, window: Duration) -> Snapshot {
+        self.copy(window, true)
+    }
+
+    /// A copy of everything but the chart's points, for `/status`.
+    pub fn figures(&self, window: Duration) -> Snapshot {
+        self.copy(window, false)
+    }
+
+    fn copy(&self, window: Duration, with_history: bool) -> Snapshot {
         self.with(|s| {
             let recent_from = s.history.recent_from();
             // The chart covers the current (or last) session, from a minute before it.
@@ -230,7 +239,11 @@ impl Monitor {
                 adapter_growth: s.adapter_growth.clone(),
                 baseline: s.baseline,
                 growth_since_attach: growth_since_attach(s),
-                history: s.history.chart(since),
+                history: if with_history {
+                    s.history.chart(since)
+                } else {
+                    Vec::new()
+                },
                 recent_from,
                 events: s.ledger.events.iter().cloned().collect(),
                 steps: s.ledger.steps.iter().cloned().collect(),

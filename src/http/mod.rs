@@ -253,7 +253,7 @@ fn debugging_cost(snapshot: &Snapshot) -> Value {
 }
 
 async fn status(State(shared): State<Arc<Shared>>) -> Json<Value> {
-    let snapshot = shared.monitor.snapshot(shared.config.memory.window);
+    let snapshot = shared.monitor.figures(shared.config.memory.window);
     Json(status_json(&shared, &snapshot, &shared.upstream.latest()))
 }
 
