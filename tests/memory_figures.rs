@@ -375,6 +375,39 @@ fn an_attach_step_then_flat_is_a_step_with_its_cause_not_growth() {
     replay_through_alert_rules(&minutes, None);
     let _ = after;
     let attached = screenshot(&sidecar, "memory-attached-after-step");
+    // The step in the app's chart, in pixels: the largest rise between two points after
+    // the attach mark (y grows downwards).
+    let (_, page) = http_get(sidecar.http, "/");
+    let chart = page
+        .split("<svg id=\"memory-chart\"")
+        .nth(1)
+        .and_then(|c| c.split("</svg>").next())
+        .expect("app chart");
+    let attach_x: f64 = chart
+        .split("class=\"mark attach\" x1=\"")
+        .nth(1)
+        .and_then(|r| r.split('"').next())
+        .and_then(|x| x.parse().ok())
+        .expect("attach mark");
+    let points: Vec<(f64, f64)> = chart
+        .split(" points=\"")
+        .nth(1)
+        .and_then(|r| r.split('"').next())
+        .expect("polyline")
+        .split(' ')
+        .filter_map(|xy| {
+            let (x, y) = xy.split_once(',')?;
+            Some((x.parse().ok()?, y.parse().ok()?))
+        })
+        .collect();
+    let rise = points
+        .windows(2)
+        .filter(|w| w[0].0 >= attach_x - 1.0)
+        .map(|w| w[0].1 - w[1].1)
+        .fold(0.0, f64::max);
+    println!("the 5 MiB step is {rise:.0} px high in a 300 px chart");
+    // From zero, 5 MiB of about 240 would be 5 px.
+    assert!(rise >= 20.0, "the step is {rise} px");
     println!("look at {} and {}", idle.display(), attached.display());
 
     // The session ends: an event with the app's memory around it; nothing given back.
