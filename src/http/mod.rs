@@ -10,7 +10,8 @@
 //!
 //! - [`server`]: the hyper server (header and request timeouts, connection cap shedding
 //!   the oldest, bounded shutdown) that serves the routes.
-//! - `page`: the server-rendered page; `chart`: its SVG charts.
+//! - `page`: the server-rendered page; `chart`: its SVG charts; `cost`: what debugging
+//!   cost, on the page and in `/status`.
 //!
 //! No handler reads `/proc`: the upstream's sockets come from
 //! [`crate::upstream_watch`] and the processes from the monitor, both kept fresh in the
@@ -21,6 +22,7 @@
 //! not told a second-old story.
 
 mod chart;
+mod cost;
 mod page;
 pub mod server;
 
@@ -218,37 +220,10 @@ fn status_json(shared: &Shared, snapshot: &Snapshot, upstream: &UpstreamState) -
                 "adapter": snapshot.adapter_growth,
             },
             "steps": snapshot.steps,
-            "debugging_cost": debugging_cost(snapshot),
+            "debugging_cost": cost::json(snapshot),
             "cgroup": snapshot.cgroup,
         },
         "sessions": sessions,
-    })
-}
-
-/// `/status` `memory.debugging_cost`: the app before debugpy (when seen), every
-/// debugging event with the app's memory around it, and the steps added up by cause.
-fn debugging_cost(snapshot: &Snapshot) -> Value {
-    let by_cause: serde_json::Map<String, Value> = snapshot
-        .cost_by_cause
-        .iter()
-        .map(|(cause, bytes)| {
-            (
-                cause.map_or("unknown", |c| c.key()).to_owned(),
-                json!(bytes),
-            )
-        })
-        .collect();
-    let now = snapshot.debuggee.map(|m| m.rss);
-    let since_before = snapshot
-        .before_debugpy
-        .zip(now)
-        .map(|(before, now)| now as i64 - before.rss as i64);
-    json!({
-        "before_debugpy": snapshot.before_debugpy,
-        "app_growth_since_before_debugpy_bytes": since_before,
-        "adapter_rss_bytes": snapshot.adapter.map(|m| m.rss),
-        "steps_by_cause_bytes": by_cause,
-        "events": snapshot.events,
     })
 }
 

@@ -10,8 +10,8 @@ use std::fmt::Write as _;
 use std::time::{Duration, SystemTime};
 
 use super::chart::{self, Chart};
+use super::cost;
 use crate::debuggee::discover;
-use crate::debuggee::events::Cause;
 use crate::debuggee::growth::{Growth, MIN_COVERAGE};
 use crate::debuggee::monitor::Snapshot;
 use crate::state::Shared;
@@ -26,12 +26,8 @@ pub(super) fn esc(s: &str) -> String {
         .replace('\'', "&#39;")
 }
 
-fn mib(bytes: Option<u64>) -> String {
+pub(super) fn mib(bytes: Option<u64>) -> String {
     bytes.map_or("–".into(), |b| format!("{:.1} MiB", b as f64 / 1048576.0))
-}
-
-fn signed_mib(bytes: i64) -> String {
-    format!("{:+.1} MiB", bytes as f64 / 1048576.0)
 }
 
 /// The growth cell: the figure, or why there is none yet.
@@ -51,13 +47,7 @@ fn rate(g: &Growth, window: f64) -> String {
     }
 }
 
-/// A Unix time as how long ago.
-fn ago_unix(at: f64) -> String {
-    let t = SystemTime::UNIX_EPOCH + Duration::from_secs_f64(at.max(0.0));
-    format!("{} ago", ago(t))
-}
-
-fn ago(t: SystemTime) -> String {
+pub(super) fn ago(t: SystemTime) -> String {
     let secs = SystemTime::now()
         .duration_since(t)
         .unwrap_or_default()
@@ -239,10 +229,10 @@ table{{border-collapse:collapse;margin:.5em 0 1.5em}}td,th{{padding:.25em .8em;b
         }
         html.push_str("</table>");
     }
-    html.push_str(&cost(s));
+    html.push_str(&cost::render(s));
     html.push_str("<h2>Memory</h2>");
     html.push_str(&charts(s));
-    html.push_str(&steps(s));
+    html.push_str(&cost::steps(s));
     html.push_str(
         r#"<p><a href="/status">/status</a> · <a href="/metrics">/metrics</a> · <a href="/readyz">/readyz</a> · <a href="/healthz">/healthz</a></p></body></html>"#,
     );
@@ -263,94 +253,6 @@ fn cgroup_cell(s: &Snapshot) -> String {
         ),
         None => r#"<span class="note">not visible to the sidecar (see the README, "The app's cgroup")</span>"#.into(),
     }
-}
-
-/// "What debugging cost": the app before debugpy, the events with the app's memory
-/// around each, and the steps added up by cause.
-fn cost(s: &Snapshot) -> String {
-    let mut html = String::from("<h2>What debugging cost</h2>");
-    let now = s.debuggee.map(|m| m.rss);
-    match s.before_debugpy {
-        Some(before) => {
-            let _ = write!(
-                html,
-                "<p>App before debugpy: <strong>{}</strong> ({}). Now {}: <strong>{}</strong> since, plus the debugpy adapter process ({}).</p>",
-                mib(Some(before.rss)),
-                ago_unix(before.at),
-                mib(now),
-                now.map_or("–".into(), |n| signed_mib(n as i64 - before.rss as i64)),
-                mib(s.adapter.map(|m| m.rss)),
-            );
-        }
-        None => html.push_str(
-            "<p>The app was not seen before debugpy was loaded (it started under debugpy, or before the sidecar), so its memory without debugpy is not known. The debugpy adapter is a process of its own: ",
-        ),
-    }
-    if s.before_debugpy.is_none() {
-        let _ = write!(html, "{} now.</p>", mib(s.adapter.map(|m| m.rss)));
-    }
-    let totals: Vec<String> = s
-        .cost_by_cause
-        .iter()
-        .map(|(cause, bytes)| {
-            format!(
-                "{} <strong>{}</strong>",
-                cause.map_or("other steps", Cause::words),
-                signed_mib(*bytes)
-            )
-        })
-        .collect();
-    let _ = write!(
-        html,
-        "<p id=\"cost-by-cause\">Steps of the app's memory by cause: {}.</p>",
-        totals.join(" · ")
-    );
-    if s.events.is_empty() {
-        html.push_str("<p>No debugging event yet.</p>");
-        return html;
-    }
-    html.push_str(
-        "<table id=\"events\"><tr><th>event</th><th>when</th><th>client</th><th>app before</th><th>app after</th><th>change</th><th>adapter</th></tr>",
-    );
-    for e in s.events.iter().rev().take(20) {
-        let change = match (e.rss_before, e.rss_after) {
-            (Some(b), Some(a)) => signed_mib(a as i64 - b as i64),
-            _ => "–".into(),
-        };
-        let _ = write!(
-            html,
-            "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{change}</td><td>{}</td></tr>",
-            e.cause.words(),
-            ago_unix(e.at),
-            esc(e.peer.as_deref().unwrap_or("")),
-            mib(e.rss_before),
-            mib(e.rss_after),
-            mib(e.adapter_rss),
-        );
-    }
-    html.push_str("</table>");
-    html
-}
-
-/// The latest steps of the app's memory, newest first.
-fn steps(s: &Snapshot) -> String {
-    if s.steps.is_empty() {
-        return "<p>No steps in the app's memory so far.</p>".into();
-    }
-    let mut html = String::from(
-        "<h3>Steps of the app's memory</h3><table id=\"steps\"><tr><th>when</th><th>size</th><th>cause</th></tr>",
-    );
-    for step in s.steps.iter().rev().take(10) {
-        let _ = write!(
-            html,
-            "<tr><td>{}</td><td>{}</td><td>{}</td></tr>",
-            ago_unix(step.at),
-            signed_mib(step.bytes),
-            step.cause.map_or("unknown", Cause::words)
-        );
-    }
-    html.push_str("</table>");
-    html
 }
 
 /// The two charts (app, adapter), each on its own scale, and their legend.
