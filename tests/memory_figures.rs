@@ -601,6 +601,75 @@ fn the_apps_cgroup_memory_is_read_when_visible() {
     );
 }
 
+/// As in a container runtime: the app in a cgroup of its own (B), in its own cgroup and
+/// mount namespaces with its cgroup mounted at `/sys/fs/cgroup`; the sidecar in a sibling
+/// cgroup (A) and a cgroup namespace of its own, so the app's cgroup is outside the
+/// sidecar's view (`/../B`) and only readable through the app's root.
+#[test]
+#[ignore = "root, a writable memory cgroup (v2, or v1 as on this dev machine), unshare (util-linux) and Python: run by scripts/test.sh"]
+fn the_apps_cgroup_is_read_through_its_root_from_another_cgroup_namespace() {
+    let app_group = TestCgroup::create_named("ctr-app");
+    let sidecar_group = TestCgroup::create_named("ctr-sidecar");
+    let mut app = App::prepare();
+    let script = app.remote_root.join("memory_app.py");
+    let mount = if app_group.version == 2 {
+        "mount -t cgroup2 none /sys/fs/cgroup"
+    } else {
+        "mount -t tmpfs none /sys/fs/cgroup && mkdir /sys/fs/cgroup/memory && mount -t cgroup -o memory none /sys/fs/cgroup/memory"
+    };
+    let mut cmd = Command::new("sh");
+    cmd.arg("-c")
+        .arg(format!(
+            r#"echo $$ > "$0/cgroup.procs" && exec unshare --cgroup --mount --fork sh -c '{mount} && exec "$0" "$@"' "$@""#
+        ))
+        .arg(&app_group.dir)
+        .arg(python())
+        .arg(&script)
+        .args(["--ballast", "48"]);
+    app.launch_command(cmd);
+    assert!(
+        app.stdout.wait("memory app ready", SOON).is_some(),
+        "app did not start:\n{}",
+        app.stdout.all()
+    );
+    let yaml = format!(
+        "{}target:\n  sample_interval: 200ms\n  match: '{}'\nlog:\n  level: dap_sidecar=debug\n",
+        upstream_yaml(app.port),
+        script.display()
+    );
+    let group_dir = sidecar_group.dir.clone();
+    let sidecar = Sidecar::start_with(&yaml, move |inner| {
+        let mut wrapped = Command::new("sh");
+        wrapped
+            .arg("-c")
+            .arg(r#"echo $$ > "$0/cgroup.procs" && exec unshare --cgroup "$@""#)
+            .arg(&group_dir)
+            .arg(inner.get_program())
+            .args(inner.get_args());
+        wrapped.stdout(Stdio::null()).stderr(Stdio::piped());
+        wrapped
+    });
+    await_samples(&sidecar, 0, 3);
+    let s = status(&sidecar);
+    let pid = s["target"]["debuggee"]["pid"].as_u64().expect("app found");
+    let own = std::fs::read_to_string(format!("/proc/{pid}/cgroup")).expect("app cgroup");
+    println!("the app's cgroup as the test sees it: {own}");
+    let cgroup = &s["memory"]["cgroup"];
+    println!("{cgroup:#}");
+    let dir = cgroup["dir"].as_str().expect("cgroup visible");
+    assert!(
+        dir.starts_with(&format!("/proc/{pid}/root/sys/fs/cgroup")),
+        "read through the app's root: {dir}"
+    );
+    let reported = cgroup["current"].as_f64().expect("current");
+    let file = app_group.current() as f64;
+    assert!(
+        (reported - file).abs() <= file * 0.1,
+        "reported {reported}, file {file}"
+    );
+    assert!(reported > 48.0 * MIB, "{reported}");
+}
+
 /// A memory cgroup below the test's own, removed on drop (after its processes left).
 struct TestCgroup {
     dir: PathBuf,
@@ -609,8 +678,12 @@ struct TestCgroup {
 
 impl TestCgroup {
     fn create() -> TestCgroup {
+        Self::create_named("app")
+    }
+
+    fn create_named(tag: &str) -> TestCgroup {
         let own = std::fs::read_to_string("/proc/self/cgroup").expect("own cgroup");
-        let name = format!("dap-sidecar-test-{}", std::process::id());
+        let name = format!("dap-sidecar-test-{}-{tag}", std::process::id());
         // cgroup v2 (unified) first, then the v1 memory hierarchy.
         let v2 = own.lines().find_map(|l| l.strip_prefix("0::"));
         let v1 = own.lines().find_map(|l| {
