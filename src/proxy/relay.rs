@@ -17,6 +17,7 @@ use crate::config::OnLimit;
 use crate::dap::codec::Frame;
 use crate::dap::message::{Kind, Message};
 use crate::proxy::attach::HandBack;
+use crate::proxy::breakpoints::Unmapped;
 use crate::proxy::guard;
 use crate::proxy::rewrite::{self, arguments};
 use crate::proxy::session::{Outcome, Session};
@@ -55,6 +56,8 @@ pub(super) struct Relay {
     /// Held from the client's `disconnect` until the session ends (see
     /// [`Shared::finalizing`](crate::state::Shared::finalizing)).
     pub(super) finalizing: Option<tokio::sync::OwnedRwLockReadGuard<()>>,
+    /// Breakpoints in files outside every local root, to explain if debugpy rejects them.
+    unmapped: Unmapped,
 }
 
 impl Relay {
@@ -74,6 +77,7 @@ impl Relay {
             disconnect_answered: false,
             terminated_sent: false,
             held_terminated: None,
+            unmapped: Unmapped::default(),
             finalizing: None,
         }
     }
@@ -217,6 +221,7 @@ impl Session {
             state.client_disconnect = Some(msg.seq);
             state.finalizing = Some(self.shared.finalizing().await);
         }
+        state.unmapped.note_request(&msg, &mut self.mapper);
         if let Err(e) = rewrite::to_upstream(&mut msg, &mut self.mapper) {
             warn!(peer = %self.peer, reason = %e, "could not map paths in a client message");
         }
@@ -262,6 +267,12 @@ impl Session {
         {
             self.shared.set_stopped(self.id, false);
         }
+        let explained = state.unmapped.explain(
+            &mut msg,
+            &self.mapper,
+            &self.client_info,
+            &self.shared.config.path_mappings,
+        );
         let answers_disconnect = msg.kind == Kind::Response
             && state.client_disconnect.is_some()
             && msg.request_seq == state.client_disconnect;
@@ -269,6 +280,9 @@ impl Session {
         self.send_client(&msg)
             .await
             .map_err(|_| Outcome::ClientLost)?;
+        if let Some(text) = explained {
+            self.say(&text).await;
+        }
         if answers_disconnect {
             state.disconnect_answered = true;
             self.release_terminated(state).await?;
