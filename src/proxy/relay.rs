@@ -53,6 +53,9 @@ pub(super) struct Relay {
     /// sends them the other way round, and a client that closes the instant it sees
     /// `terminated` (nvim-dap) would otherwise wait for its own timeout for the answer.
     pub(super) held_terminated: Option<(Message, Instant)>,
+    /// The client's `disconnect` or `terminate` whose answer is still to come: debugpy's
+    /// `terminated` waits for it (both end with `terminated` before the answer).
+    answer_first: Option<i64>,
     /// Held from the client's `disconnect` until the session ends (see
     /// [`Shared::finalizing`](crate::state::Shared::finalizing)).
     pub(super) finalizing: Option<tokio::sync::OwnedRwLockReadGuard<()>>,
@@ -77,6 +80,7 @@ impl Relay {
             disconnect_answered: false,
             terminated_sent: false,
             held_terminated: None,
+            answer_first: None,
             unmapped: Unmapped::default(),
             finalizing: None,
         }
@@ -187,7 +191,8 @@ impl Session {
                     None => break if state.client_disconnect.is_some() { Outcome::Disconnected } else { Outcome::UpstreamLost },
                 },
                 _ = tokio::time::sleep_until(state.held_until()), if state.held_terminated.is_some() => {
-                    warn!(peer = %self.peer, "debugpy did not answer disconnect in time");
+                    warn!(peer = %self.peer, "debugpy did not answer disconnect or terminate in time");
+                    state.answer_first = None;
                     if self.release_terminated(&mut state).await.is_err() {
                         break Outcome::ClientLost;
                     }
@@ -219,7 +224,11 @@ impl Session {
         }
         if msg.is_request("disconnect") {
             state.client_disconnect = Some(msg.seq);
+            state.answer_first = Some(msg.seq);
             state.finalizing = Some(self.shared.finalizing().await);
+        }
+        if msg.is_request("terminate") {
+            state.answer_first = Some(msg.seq);
         }
         state.unmapped.note_request(&msg, &mut self.mapper);
         if let Err(e) = rewrite::to_upstream(&mut msg, &mut self.mapper) {
@@ -246,7 +255,7 @@ impl Session {
                 state.terminated_sent = true;
                 // The app is gone (or detached): nothing is stopped any more.
                 self.shared.set_stopped(self.id, false);
-                if state.client_disconnect.is_some() && !state.disconnect_answered {
+                if state.answer_first.is_some() {
                     let until = Instant::now() + self.shared.config.limits.disconnect_timeout;
                     state.held_terminated = Some((msg, until));
                     return Ok(());
@@ -273,9 +282,11 @@ impl Session {
             &self.client_info,
             &self.shared.config.path_mappings,
         );
-        let answers_disconnect = msg.kind == Kind::Response
-            && state.client_disconnect.is_some()
-            && msg.request_seq == state.client_disconnect;
+        let answers = |seq: Option<i64>| {
+            msg.kind == Kind::Response && seq.is_some() && msg.request_seq == seq
+        };
+        let answers_disconnect = answers(state.client_disconnect);
+        let answers_ending = answers(state.answer_first);
         let msg = self.map_to_client(msg).await;
         self.send_client(&msg)
             .await
@@ -285,6 +296,9 @@ impl Session {
         }
         if answers_disconnect {
             state.disconnect_answered = true;
+        }
+        if answers_ending {
+            state.answer_first = None;
             self.release_terminated(state).await?;
         }
         Ok(())
