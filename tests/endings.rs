@@ -150,3 +150,29 @@ fn the_disconnect_answer_comes_before_terminated() {
         );
     }
 }
+
+/// `terminate` (nvim-dap's `:DapTerminate`; debugpy ends the app on it) gets the same
+/// order: its answer first, then `terminated`.
+#[test]
+#[ignore = "real debugpy (a Python venv from PyPI): run by scripts/test.sh"]
+fn the_terminate_answer_comes_before_terminated() {
+    let app = App::start();
+    let sidecar = sidecar(&app);
+    let mut client = attach(&sidecar).expect("attach");
+    let seq = client.send("terminate", json!({}));
+    let answer = client.response(seq, SOON);
+    assert_eq!(answer["success"], true, "{answer}");
+    assert!(
+        client.event("terminated", SOON).is_some(),
+        "{:#?}",
+        client.history
+    );
+    let position = |pred: &dyn Fn(&Value) -> bool| client.history.iter().position(pred);
+    let answer = position(&|m| m["type"] == "response" && m["request_seq"] == seq);
+    let terminated = position(&|m| m["event"] == "terminated");
+    assert!(
+        matches!((answer, terminated), (Some(a), Some(t)) if a < t),
+        "{:#?}",
+        client.history
+    );
+}

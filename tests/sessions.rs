@@ -187,6 +187,53 @@ async fn a_missing_or_wrong_token_is_refused_before_debugpy() {
     assert!(!metrics.contains(TOKEN));
 }
 
+/// Refusals name the place the client's users write the token, in its syntax.
+#[tokio::test]
+async fn refusals_are_worded_for_the_client() {
+    let fake = FakeUpstream::start().await;
+    let sidecar = InProcess::start(config(fake.addr)).await;
+    let cases = [
+        (
+            "vscode",
+            &[
+                "launch.json",
+                "\"token\": \"<token>\"",
+                "dap-sidecar launch-json",
+            ][..],
+        ),
+        (
+            "neovim",
+            &[
+                "nvim-dap configuration (dap.configurations.python)",
+                "token = '<token>'",
+            ][..],
+        ),
+        (
+            "emacs",
+            &[
+                "your client's attach configuration",
+                "\"token\": \"<token>\"",
+            ][..],
+        ),
+    ];
+    for (id, needles) in cases {
+        let mut client = Client::connect(sidecar.dap).await;
+        client.request("initialize", json!({"clientID": id})).await;
+        let seq = client.attach(json!({})).await;
+        let answer = client.response(seq).await;
+        let message = answer["message"].as_str().unwrap_or_default();
+        for needle in needles {
+            assert!(
+                message.contains(needle),
+                "{id}: {needle:?} missing from {message}"
+            );
+        }
+        if id != "vscode" {
+            assert!(!message.contains("launch.json"), "{id}: {message}");
+        }
+    }
+}
+
 /// debugpy answering `initialize` with other capabilities than the sidecar announced:
 /// the client learns them from a `capabilities` event before its attach completes.
 #[tokio::test]
@@ -538,5 +585,60 @@ async fn an_attach_fails_clearly_when_debugpy_never_listens() {
                 .is_some_and(|o| o.contains("waiting for debugpy"))),
         "no progress: {:#?}",
         client.history
+    );
+}
+
+/// A client that shows progress (`supportsProgressReporting`) gets the wait for debugpy
+/// as progress events too, ended before the attach's answer.
+#[tokio::test(start_paused = true)]
+async fn the_wait_for_debugpy_is_reported_as_progress() {
+    let nobody = std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("free port"); // released: nothing listens there
+    let mut config = config(nobody);
+    config.upstream_timeout = Duration::from_secs(12);
+    let sidecar = InProcess::start(config).await;
+    let mut client = Client::connect(sidecar.dap).await;
+    client
+        .request(
+            "initialize",
+            json!({"clientID": "neovim", "supportsProgressReporting": true}),
+        )
+        .await;
+    let seq = client.attach(json!({"token": TOKEN})).await;
+    let answer = client.response(seq).await;
+    assert_eq!(answer["success"], false, "{answer}");
+    let events: Vec<&str> = client
+        .history
+        .iter()
+        .filter(|m| {
+            m["event"]
+                .as_str()
+                .is_some_and(|e| e.starts_with("progress"))
+        })
+        .inspect(|m| assert_eq!(m["body"]["progressId"], "dap-sidecar-upstream", "{m}"))
+        .filter_map(|m| m["event"].as_str())
+        .collect();
+    assert_eq!(events.first(), Some(&"progressStart"), "{events:?}");
+    assert!(events.contains(&"progressUpdate"), "{events:?}");
+    assert_eq!(events.last(), Some(&"progressEnd"), "{events:?}");
+    let end = client
+        .history
+        .iter()
+        .position(|m| m["event"] == "progressEnd");
+    let answered = client
+        .history
+        .iter()
+        .position(|m| m["type"] == "response" && m["request_seq"] == seq);
+    assert!(end < answered, "{:#?}", client.history);
+    // A client that did not declare it gets none.
+    let mut plain = Client::connect(sidecar.dap).await;
+    plain.initialize().await;
+    let seq = plain.attach(json!({"token": TOKEN})).await;
+    plain.response(seq).await;
+    assert!(
+        !plain.history.iter().any(|m| m["event"] == "progressStart"),
+        "{:#?}",
+        plain.history
     );
 }

@@ -115,6 +115,11 @@ impl PathMapper {
         self.roots.iter().map(|r| r.remote.as_str())
     }
 
+    /// The local roots, as configured.
+    pub fn local_roots(&self) -> impl Iterator<Item = &str> {
+        self.roots.iter().map(|r| r.local.as_str())
+    }
+
     /// Maps an IDE path to the container, learning the client's spelling of the root.
     pub fn to_remote(&mut self, path: &str) -> Option<String> {
         let (i, parsed) = self.best_local(path)?;

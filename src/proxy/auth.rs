@@ -13,38 +13,61 @@ use serde_json::value::RawValue;
 use subtle::ConstantTimeEq;
 
 use crate::config::AuthConfig;
+use crate::proxy::client::{ClientInfo, Editor};
 
-/// Why a client was refused; `Display` is the message the client sees.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+/// Why a client was refused. [`Refusal::message`] is the message the client sees,
+/// worded for its editor; `Display` is the neutral wording.
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Refusal {
     /// The address is outside `auth.allow`.
-    #[error(
-        "dap-sidecar: connections from {0} are not allowed (auth.allow). Ask the operator to add your address range."
-    )]
     NotAllowed(IpAddr),
     /// A token is configured and the attach has none.
-    #[error(
-        "dap-sidecar: a token is required. Add \"token\": \"<token>\" to your launch.json attach configuration (see `dap-sidecar launch-json`)."
-    )]
     MissingToken,
     /// The token does not match.
-    #[error(
-        "dap-sidecar: the token is wrong. Check the \"token\" property of your launch.json attach configuration."
-    )]
     WrongToken,
     /// No token is configured, and the client is not on loopback (or loopback is off).
-    #[error(
-        "dap-sidecar: no token is configured, so only local (loopback) clients may attach, and {0} is not one. Configure auth.token or auth.token_file on the sidecar and put the token in your launch.json."
-    )]
     NoTokenConfigured(IpAddr),
     /// Every session slot is taken.
-    #[error(
-        "dap-sidecar: {0} debugging sessions are open already, the most limits.max_connections allows. End one, or ask the operator to raise the limit."
-    )]
     TooManySessions(usize),
 }
 
+impl std::fmt::Display for Refusal {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.message(&ClientInfo::default()))
+    }
+}
+
+impl std::error::Error for Refusal {}
+
 impl Refusal {
+    /// The message for a client, naming where its users put the token.
+    pub fn message(&self, client: &ClientInfo) -> String {
+        let place = client.config_place();
+        let vscode_note = if client.editor == Editor::VsCode {
+            " (`dap-sidecar launch-json` prints one)"
+        } else {
+            ""
+        };
+        match self {
+            Refusal::NotAllowed(ip) => format!(
+                "dap-sidecar: connections from {ip} are not allowed (auth.allow). Ask the operator to add your address range."
+            ),
+            Refusal::MissingToken => format!(
+                "dap-sidecar: a token is required. Add {} to {place}{vscode_note}.",
+                client.token_property()
+            ),
+            Refusal::WrongToken => {
+                format!("dap-sidecar: the token is wrong. Check the token property of {place}.")
+            }
+            Refusal::NoTokenConfigured(ip) => format!(
+                "dap-sidecar: no token is configured, so only local (loopback) clients may attach, and {ip} is not one. Configure auth.token or auth.token_file on the sidecar and put the token in {place}."
+            ),
+            Refusal::TooManySessions(n) => format!(
+                "dap-sidecar: {n} debugging sessions are open already, the most limits.max_connections allows. End one, or ask the operator to raise the limit."
+            ),
+        }
+    }
+
     /// The `reason` label of `auth_failures_total`.
     pub fn reason(&self) -> &'static str {
         match self {

@@ -33,6 +33,7 @@ use crate::proxy::admission::Place;
 use crate::proxy::attach::Attach;
 use crate::proxy::auth::{Refusal, presented_token};
 use crate::proxy::capabilities::default_capabilities;
+use crate::proxy::client::ClientInfo;
 use crate::proxy::session::{Outcome, Session};
 use crate::throttled;
 
@@ -120,6 +121,7 @@ impl Session {
                 return Step::End(outcome);
             }
             if msg.name == "initialize" {
+                self.client_info = ClientInfo::from_initialize(&msg);
                 initialize = Some(msg);
             }
         }
@@ -177,7 +179,7 @@ impl Session {
             _ = shutdown.cancelled() => return Outcome::Shutdown,
         }
         if self
-            .reply_preauth(request, Err(refusal.to_string()))
+            .reply_preauth(request, Err(refusal.message(&self.client_info)))
             .await
             .is_ok()
         {

@@ -18,6 +18,8 @@
 //! - [`admission`]: separate budgets for unauthenticated connections (oldest shed
 //!   first) and sessions.
 //! - [`auth`]: allowlist, token and loopback rule.
+//! - [`breakpoints`]: rejected breakpoints in files outside every local root, explained.
+//! - [`client`]: who the client is (editor, progress support), for hints in its words.
 //! - [`throttle`]: bounded logging of what unauthenticated clients cause.
 //! - [`rewrite`]: which message fields carry paths, both ways.
 //! - [`guard`]: requests refused because they are known to take debugpy down.
@@ -25,7 +27,9 @@
 pub mod admission;
 pub mod attach;
 pub mod auth;
+pub mod breakpoints;
 pub mod capabilities;
+pub mod client;
 pub mod ending;
 pub mod guard;
 pub mod handshake;

@@ -17,6 +17,7 @@ use crate::config::OnLimit;
 use crate::dap::codec::Frame;
 use crate::dap::message::{Kind, Message};
 use crate::proxy::attach::HandBack;
+use crate::proxy::breakpoints::Unmapped;
 use crate::proxy::guard;
 use crate::proxy::rewrite::{self, arguments};
 use crate::proxy::session::{Outcome, Session};
@@ -52,9 +53,14 @@ pub(super) struct Relay {
     /// sends them the other way round, and a client that closes the instant it sees
     /// `terminated` (nvim-dap) would otherwise wait for its own timeout for the answer.
     pub(super) held_terminated: Option<(Message, Instant)>,
+    /// The client's `disconnect` or `terminate` whose answer is still to come: debugpy's
+    /// `terminated` waits for it (both end with `terminated` before the answer).
+    answer_first: Option<i64>,
     /// Held from the client's `disconnect` until the session ends (see
     /// [`Shared::finalizing`](crate::state::Shared::finalizing)).
     pub(super) finalizing: Option<tokio::sync::OwnedRwLockReadGuard<()>>,
+    /// Breakpoints in files outside every local root, to explain if debugpy rejects them.
+    unmapped: Unmapped,
 }
 
 impl Relay {
@@ -74,6 +80,8 @@ impl Relay {
             disconnect_answered: false,
             terminated_sent: false,
             held_terminated: None,
+            answer_first: None,
+            unmapped: Unmapped::default(),
             finalizing: None,
         }
     }
@@ -183,7 +191,8 @@ impl Session {
                     None => break if state.client_disconnect.is_some() { Outcome::Disconnected } else { Outcome::UpstreamLost },
                 },
                 _ = tokio::time::sleep_until(state.held_until()), if state.held_terminated.is_some() => {
-                    warn!(peer = %self.peer, "debugpy did not answer disconnect in time");
+                    warn!(peer = %self.peer, "debugpy did not answer disconnect or terminate in time");
+                    state.answer_first = None;
                     if self.release_terminated(&mut state).await.is_err() {
                         break Outcome::ClientLost;
                     }
@@ -215,8 +224,13 @@ impl Session {
         }
         if msg.is_request("disconnect") {
             state.client_disconnect = Some(msg.seq);
+            state.answer_first = Some(msg.seq);
             state.finalizing = Some(self.shared.finalizing().await);
         }
+        if msg.is_request("terminate") {
+            state.answer_first = Some(msg.seq);
+        }
+        state.unmapped.note_request(&msg, &mut self.mapper);
         if let Err(e) = rewrite::to_upstream(&mut msg, &mut self.mapper) {
             warn!(peer = %self.peer, reason = %e, "could not map paths in a client message");
         }
@@ -241,7 +255,7 @@ impl Session {
                 state.terminated_sent = true;
                 // The app is gone (or detached): nothing is stopped any more.
                 self.shared.set_stopped(self.id, false);
-                if state.client_disconnect.is_some() && !state.disconnect_answered {
+                if state.answer_first.is_some() {
                     let until = Instant::now() + self.shared.config.limits.disconnect_timeout;
                     state.held_terminated = Some((msg, until));
                     return Ok(());
@@ -262,15 +276,29 @@ impl Session {
         {
             self.shared.set_stopped(self.id, false);
         }
-        let answers_disconnect = msg.kind == Kind::Response
-            && state.client_disconnect.is_some()
-            && msg.request_seq == state.client_disconnect;
+        let explained = state.unmapped.explain(
+            &mut msg,
+            &self.mapper,
+            &self.client_info,
+            &self.shared.config.path_mappings,
+        );
+        let answers = |seq: Option<i64>| {
+            msg.kind == Kind::Response && seq.is_some() && msg.request_seq == seq
+        };
+        let answers_disconnect = answers(state.client_disconnect);
+        let answers_ending = answers(state.answer_first);
         let msg = self.map_to_client(msg).await;
         self.send_client(&msg)
             .await
             .map_err(|_| Outcome::ClientLost)?;
+        if let Some(text) = explained {
+            self.say(&text).await;
+        }
         if answers_disconnect {
             state.disconnect_answered = true;
+        }
+        if answers_ending {
+            state.answer_first = None;
             self.release_terminated(state).await?;
         }
         Ok(())

@@ -39,6 +39,7 @@ use crate::paths::PathMapper;
 use crate::proxy::admission::Place;
 use crate::proxy::attach::Attach;
 use crate::proxy::auth::Refusal;
+use crate::proxy::client::ClientInfo;
 use crate::proxy::relay::Relay;
 use crate::proxy::upstream::OwnConnection;
 use crate::state::Shared;
@@ -113,6 +114,8 @@ pub struct Session {
     pub(super) max_client_seq: i64,
     /// The path mapper of this session.
     pub(super) mapper: PathMapper,
+    /// Who the client is, from its `initialize`.
+    pub(super) client_info: ClientInfo,
 }
 
 impl Session {
@@ -130,6 +133,7 @@ impl Session {
             own_seq: 1,
             max_client_seq: 0,
             mapper: PathMapper::default(),
+            client_info: ClientInfo::default(),
         }
     }
 
@@ -148,7 +152,7 @@ impl Session {
             self.shared.count_auth_failure(refusal.reason());
             warn!(peer = %self.peer, reason = refusal.reason(), "attach refused");
             if self
-                .reply_preauth(&attach.attach, Err(refusal.to_string()))
+                .reply_preauth(&attach.attach, Err(refusal.message(&self.client_info)))
                 .await
                 .is_ok()
             {

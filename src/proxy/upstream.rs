@@ -10,6 +10,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use futures_util::StreamExt;
+use serde_json::{Value, json};
 use tokio::net::TcpStream;
 use tokio::time::{Instant, sleep, timeout};
 use tokio_util::codec::Framed;
@@ -17,7 +18,7 @@ use tokio_util::sync::CancellationToken;
 use tracing::warn;
 
 use crate::dap::codec::{DapCodec, StreamingCodec};
-use crate::dap::message::Message;
+use crate::dap::message::{self, Message};
 use crate::proxy::rewrite;
 use crate::proxy::session::{Outcome, Session};
 use crate::state::Shared;
@@ -28,6 +29,9 @@ pub(super) type Upstream = Framed<TcpStream, StreamingCodec>;
 /// How long a new connection to debugpy waits after the previous session's connection
 /// closed (see [`Shared::wait_settled`]).
 const SESSION_SETTLE: Duration = Duration::from_millis(100);
+
+/// The `progressId` of the wait for debugpy.
+const UPSTREAM_PROGRESS: &str = "dap-sidecar-upstream";
 
 /// How long an attach waits for a fresh look at debugpy's listening sockets.
 const SIDE_DOOR_CHECK: Duration = Duration::from_secs(1);
@@ -106,6 +110,9 @@ impl Session {
                 result = attempt => match result {
                     Ok(Ok(stream)) => {
                         let _ = stream.set_nodelay(true);
+                        if next_report > started {
+                            self.progress("progressEnd", json!({"message": "debugpy is listening"})).await;
+                        }
                         return Ok(stream);
                     }
                     Ok(Err(e)) => e.to_string(),
@@ -120,6 +127,10 @@ impl Session {
                     humantime::format_duration(limit)
                 );
                 warn!(peer = %self.peer, %upstream, %error, "upstream unavailable");
+                if next_report > started {
+                    let body = json!({"message": "debugpy did not come up"});
+                    self.progress("progressEnd", body).await;
+                }
                 self.reply(attach, Err(text)).await;
                 self.linger().await;
                 return Err(Outcome::UpstreamUnavailable);
@@ -131,6 +142,14 @@ impl Session {
                     "dap-sidecar: waiting for debugpy at {upstream} ({error}); waited {waited}s, giving up in {left}s"
                 ))
                 .await;
+                let message = format!("at {upstream}, up to {left}s more");
+                if next_report == started {
+                    let body = json!({"title": "Waiting for debugpy", "message": message, "cancellable": false});
+                    self.progress("progressStart", body).await;
+                } else {
+                    self.progress("progressUpdate", json!({"message": message}))
+                        .await;
+                }
                 next_report = now + Duration::from_secs(5);
             }
             // Wait before the next attempt, but notice a client that leaves meanwhile.
@@ -150,6 +169,20 @@ impl Session {
             }
             backoff = (backoff * 2).min(Duration::from_secs(1));
         }
+    }
+
+    /// Sends a progress event about waiting for debugpy, if the client shows them
+    /// (`supportsProgressReporting`): VS Code shows a notification, nvim-dap its status
+    /// line (`dap.status()`).
+    async fn progress(&mut self, event: &str, mut body: Value) {
+        if !self.client_info.progress {
+            return;
+        }
+        if let Some(body) = body.as_object_mut() {
+            body.insert("progressId".into(), UPSTREAM_PROGRESS.into());
+        }
+        let seq = self.next_seq();
+        let _ = self.send_client(&message::event(seq, event, body)).await;
     }
 
     /// Frames a connection to debugpy: messages up to `limits.max_body_bytes`, with
