@@ -43,6 +43,12 @@ if [ ! -x .venv/bin/python ] || ! cmp -s tests/requirements.txt .venv/.installed
   cp tests/requirements.txt .venv/.installed
 fi
 
+# The Debian sid root with python3.14 and the debugpy cp314 wheel for the attach-on-demand
+# tests (tests/inject*.rs), cached under /var/cache/dap-sidecar (root only: debootstrap).
+if [ "$(id -u)" = 0 ]; then
+  bash scripts/py314-root.sh
+fi
+
 if [ -f tests/node/package.json ] && [ ! -d tests/node/node_modules ]; then
   (cd tests/node && npm ci --no-audit --no-fund --loglevel=error)
 fi
