@@ -61,6 +61,9 @@ pub struct Metrics {
     pub upstream_bypass_connections: IntGauge,
     /// `upstream_bypass_connections_total`: such connections seen since start.
     pub upstream_bypass_connections_total: IntCounter,
+    /// `injections_total{result}`: attach-on-demand attempts by result (`injected`, or
+    /// the refusal: `no_target`, `python_too_old`, `remote_debug_disabled`, ...).
+    pub injections_total: IntCounterVec,
     /// The sidecar's own `process_*` metrics (unprefixed, as Prometheus expects).
     process: Registry,
 }
@@ -93,6 +96,14 @@ impl Metrics {
         registry.register(Box::new(sessions_active.clone()))?;
         registry.register(Box::new(sessions_total.clone()))?;
         registry.register(Box::new(auth_failures_total.clone()))?;
+        let injections_total = IntCounterVec::new(
+            Opts::new(
+                "injections_total",
+                "Attach-on-demand attempts (debugpy started in a running app) by result",
+            ),
+            &["result"],
+        )?;
+        registry.register(Box::new(injections_total.clone()))?;
         registry.register(Box::new(debuggee_stopped.clone()))?;
         registry.register(Box::new(messages_total.clone()))?;
         let target_up = IntGauge::new("target_up", "1 when the app process is found")?;
@@ -181,6 +192,7 @@ impl Metrics {
             sessions_active,
             sessions_total,
             auth_failures_total,
+            injections_total,
             debuggee_stopped,
             messages: DIRECTIONS.map(resolve),
             target_up,

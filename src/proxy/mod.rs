@@ -27,6 +27,7 @@ pub mod auth;
 pub mod capabilities;
 pub mod ending;
 pub mod handshake;
+pub mod inject;
 pub mod listener;
 pub mod relay;
 pub mod rewrite;

@@ -1,0 +1,40 @@
+//! Phase 2, before connecting: attach on demand. With `inject.mode: auto` and nothing
+//! listening on the upstream, the session asks the [`crate::inject::Injector`] to start
+//! debugpy in the running app, tells the client on its console what happened, and then
+//! connects as usual. A refusal answers the client's `attach` with the reason and what
+//! to do, is logged, and is counted in `injections_total{result}`.
+
+use tracing::{info, warn};
+
+use crate::config::InjectMode;
+use crate::dap::message::Message;
+use crate::inject::Ensured;
+use crate::proxy::session::{Outcome, Session};
+
+impl Session {
+    /// Starts debugpy in the app when configured and needed.
+    pub(super) async fn inject_if_needed(&mut self, attach: &Message) -> Result<(), Outcome> {
+        if self.shared.config.inject.mode == InjectMode::Off {
+            return Ok(());
+        }
+        let shared = self.shared.clone();
+        match shared.injector.ensure(&shared).await {
+            Ok(Ensured::Listening | Ensured::AlreadyInjected { .. }) => Ok(()),
+            Ok(Ensured::Injected { pid, version, took }) => {
+                let ms = took.as_millis();
+                info!(peer = %self.peer, pid, %version, took_ms = ms as u64, "debugpy started in the app on demand");
+                self.say(&format!(
+                    "dap-sidecar: started debugpy in the app (pid {pid}, Python {version}) in {ms} ms"
+                ))
+                .await;
+                Ok(())
+            }
+            Err(e) => {
+                warn!(peer = %self.peer, reason = e.label(), error = %e, "attach on demand refused");
+                self.reply(attach, Err(format!("dap-sidecar: {e}"))).await;
+                self.linger().await;
+                Err(Outcome::NotInjected)
+            }
+        }
+    }
+}
