@@ -51,14 +51,14 @@ pub enum InjectError {
     },
     /// The sidecar may not read or write the target's memory.
     #[error(
-        "no permission to attach to the app (pid {pid}): {source}. The sidecar needs ptrace rights over it: the same uid as the app or CAP_SYS_PTRACE (compose: `cap_add: [SYS_PTRACE]`; Kubernetes: `securityContext.capabilities.add: [SYS_PTRACE]`), and Yama's kernel.yama.ptrace_scope at most 1 with the capability (it is {ptrace_scope})"
+        "no permission to attach to the app (pid {pid}): {source}. The sidecar needs ptrace rights over it: CAP_SYS_PTRACE (compose: `cap_add: [SYS_PTRACE]`; Kubernetes: `securityContext.capabilities.add: [SYS_PTRACE]`), or the same uid as the app with Yama's kernel.yama.ptrace_scope at 0 (a ptrace_scope of 3 forbids it altogether; here: {ptrace_scope})"
     )]
     NoPtraceRights {
         /// The target's pid.
         pid: i32,
         /// The refused operation.
         source: std::io::Error,
-        /// `/proc/sys/kernel/yama/ptrace_scope`, or `not set` without Yama.
+        /// `/proc/sys/kernel/yama/ptrace_scope`, or `no Yama`.
         ptrace_scope: String,
     },
     /// The script was handed over but the main thread did not run it in time.
@@ -138,9 +138,9 @@ impl InjectError {
     }
 }
 
-/// Yama's `ptrace_scope`, or `not set` on kernels without Yama.
+/// Yama's `ptrace_scope`, or `no Yama` on kernels without it.
 fn ptrace_scope() -> String {
     std::fs::read_to_string("/proc/sys/kernel/yama/ptrace_scope")
         .map(|s| s.trim().to_owned())
-        .unwrap_or_else(|_| "not set".to_owned())
+        .unwrap_or_else(|_| "no Yama".to_owned())
 }
