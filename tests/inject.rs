@@ -17,7 +17,7 @@ use serde_json::json;
 /// The sidecar's config for `app`: upstream on a free port, injection on, the app by pid.
 fn config(app: &RootApp, port: u16, extra: &str) -> String {
     format!(
-        "upstream: 127.0.0.1:{port}\nupstream_timeout: 20s\nauth:\n  token: {TOKEN}\ntarget:\n  pid: {}\npath_mappings:\n  - local_root: '{}'\n    remote_root: '{}'\ninject:\n  mode: auto\n  debugpy: '{}'\n{extra}",
+        "upstream: 127.0.0.1:{port}\nupstream_timeout: 20s\nauth:\n  token: {TOKEN}\ntarget:\n  pid: {}\n  sample_interval: 1s\npath_mappings:\n  - local_root: '{}'\n    remote_root: '{}'\ninject:\n  mode: auto\n  debugpy: '{}'\n{extra}",
         app.pid(),
         app.app.local_root.display(),
         app.inside,
@@ -84,6 +84,37 @@ fn a_plain_python_3_14_app_is_attached_on_demand() {
             .is_some(),
         "{}",
         sidecar.log.all()
+    );
+    // The injection is marked where memory is shown, with the growth since.
+    assert!(metric(&sidecar, "dap_sidecar_injection_timestamp_seconds") > 0.0);
+    let before = metric(
+        &sidecar,
+        "dap_sidecar_target_resident_memory_at_injection_bytes",
+    );
+    assert!(before > 1e6, "RSS before injection: {before}");
+    let deadline = std::time::Instant::now() + SOON;
+    let injection = loop {
+        let (_, body) = http_get(sidecar.http, "/status");
+        let status: serde_json::Value = serde_json::from_str(&body).expect("status JSON");
+        let injection = status["injection"].clone();
+        if injection["growth_since_bytes"].is_i64() || std::time::Instant::now() > deadline {
+            break injection;
+        }
+        std::thread::sleep(Duration::from_millis(200)); // polling /status for a sample
+    };
+    assert_eq!(injection["pid"], app.pid(), "{injection}");
+    assert_eq!(
+        injection["resident_before_bytes"].as_f64(),
+        Some(before),
+        "{injection}"
+    );
+    let growth = injection["growth_since_bytes"]
+        .as_i64()
+        .expect("growth sampled");
+    eprintln!(
+        "app RSS before injection {:.1} MB, growth since {:.1} MB",
+        before / 1e6,
+        growth as f64 / 1e6
     );
     // The app keeps running after the session.
     let ticks = app.output().len();

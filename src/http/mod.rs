@@ -214,6 +214,31 @@ fn status_json(shared: &Shared, snapshot: &Snapshot, upstream: &UpstreamState) -
             "growth_since_attach_bytes": snapshot.growth_since_attach,
         },
         "sessions": sessions,
+        "injection": injection_json(shared, snapshot),
+    })
+}
+
+/// The latest attach on demand and the app's growth since (`null` before any).
+fn injection_json(shared: &Shared, snapshot: &Snapshot) -> Value {
+    let Some(mark) = shared.injector.last() else {
+        return Value::Null;
+    };
+    let same_app = snapshot.found.debuggee.as_ref().map(|p| p.pid) == Some(mark.pid);
+    let now = snapshot
+        .debuggee
+        .as_ref()
+        .filter(|_| same_app)
+        .map(|m| m.rss);
+    let growth = mark
+        .resident_before
+        .zip(now)
+        .map(|(before, now)| now as i64 - before as i64);
+    json!({
+        "pid": mark.pid,
+        "at": unix(mark.at),
+        "python": mark.version,
+        "resident_before_bytes": mark.resident_before,
+        "growth_since_bytes": growth,
     })
 }
 

@@ -32,7 +32,7 @@ pub mod target;
 use std::collections::HashSet;
 use std::path::Path;
 use std::sync::Mutex;
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime};
 
 pub use errors::InjectError;
 
@@ -46,6 +46,9 @@ use target::Target;
 
 /// How long one look at the upstream's listening socket may wait.
 const LOOK: Duration = Duration::from_secs(1);
+
+/// A look at the upstream this old is good enough to skip injecting.
+const RECENT: Duration = Duration::from_secs(2);
 
 /// What [`Injector::ensure`] did.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -69,6 +72,19 @@ pub enum Ensured {
     },
 }
 
+/// The mark of the latest injection, so that the memory it costs is visible from then.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Mark {
+    /// The app's pid.
+    pub pid: i32,
+    /// When debugpy was listening.
+    pub at: SystemTime,
+    /// The app's Python version.
+    pub version: String,
+    /// The app's resident set size just before the script was handed over.
+    pub resident_before: Option<u64>,
+}
+
 /// The injections made by this sidecar, made one at a time.
 #[derive(Default)]
 pub struct Injector {
@@ -77,6 +93,8 @@ pub struct Injector {
     /// The processes injected, by (pid, start time). A std mutex: held only to look up
     /// or insert.
     done: Mutex<HashSet<(i32, u64)>>,
+    /// The latest injection. A std mutex: held only to copy or replace.
+    last: Mutex<Option<Mark>>,
 }
 
 /// A script handed over to a target, not yet known to have run.
@@ -87,6 +105,8 @@ struct Handover {
     pending: Pending,
     /// Its Python version.
     version: PyVersion,
+    /// Its resident set size just before the handover.
+    resident_before: Option<u64>,
 }
 
 impl Injector {
@@ -96,9 +116,20 @@ impl Injector {
         f(&mut guard)
     }
 
+    /// The latest injection, if any.
+    pub fn last(&self) -> Option<Mark> {
+        self.last.lock().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+
     /// Makes debugpy listen on `upstream`, injecting it into the app if needed. Counts
     /// the attempt in `injections_total` when an injection was tried.
     pub async fn ensure(&self, shared: &Shared) -> Result<Ensured, InjectError> {
+        // The usual case, debugpy up, costs no fresh look when the watch's latest is
+        // recent (the side-door check has just asked for one).
+        let latest = shared.upstream.latest();
+        if latest.listening && latest.age().is_some_and(|age| age <= RECENT) {
+            return Ok(Ensured::Listening);
+        }
         let _busy = self.busy.lock().await;
         if shared.upstream.fresh(LOOK).await.listening {
             return Ok(Ensured::Listening);
@@ -115,6 +146,23 @@ impl Injector {
             .with_label_values(&[label])
             .inc();
         result
+    }
+
+    /// Keeps the mark and shows it in the metrics.
+    fn mark(&self, shared: &Shared, mark: Mark) {
+        let at = mark
+            .at
+            .duration_since(SystemTime::UNIX_EPOCH)
+            .map(|d| d.as_secs_f64())
+            .unwrap_or(0.0);
+        shared.metrics.injection_timestamp_seconds.set(at);
+        if let Some(rss) = mark.resident_before {
+            shared
+                .metrics
+                .resident_at_injection
+                .set(i64::try_from(rss).unwrap_or(i64::MAX));
+        }
+        *self.last.lock().unwrap_or_else(|e| e.into_inner()) = Some(mark);
     }
 
     async fn inject(&self, shared: &Shared) -> Result<Ensured, InjectError> {
@@ -134,6 +182,13 @@ impl Injector {
         let deadline = started + limit;
         loop {
             if shared.upstream.fresh(LOOK).await.listening {
+                let mark = Mark {
+                    pid,
+                    at: SystemTime::now(),
+                    version: handover.version.to_string(),
+                    resident_before: handover.resident_before,
+                };
+                self.mark(shared, mark);
                 return Ok(Ensured::Injected {
                     pid,
                     version: handover.version.to_string(),
@@ -193,11 +248,13 @@ fn hand_over(config: &Config, target: Target) -> Result<Handover, InjectError> {
     let (host, port) = upstream_host_port(config);
     let bundle = bundle::prepare(pid, target.owner, debugpy, &host, port)
         .map_err(|e| InjectError::io(pid, "copying debugpy into the app's /tmp", e))?;
+    let resident_before = crate::debuggee::memory::read(pid, false).map(|m| m.rss);
     let pending = remote::send_exec(pid, &memory, &offsets, thread, &bundle.script)?;
     Ok(Handover {
         memory,
         pending,
         version: offsets.version,
+        resident_before,
     })
 }
 
