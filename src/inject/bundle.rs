@@ -51,31 +51,43 @@ pub fn prepare(
     let target_dir = format!("/tmp/dap-sidecar-{pid}-{nanos:08x}");
     let local = in_root(pid, Path::new(&target_dir));
     fs::DirBuilder::new().mode(0o700).create(&local)?;
-    lchown(&local, Some(owner.uid), Some(owner.gid))?;
-    copy_tree(&debugpy_dir.join("debugpy"), &local.join("debugpy"), owner)?;
+    copy_tree(&debugpy_dir.join("debugpy"), &local.join("debugpy"))?;
     let script = format!("{target_dir}/attach.py");
-    let local_script = local.join("attach.py");
-    fs::write(&local_script, bootstrap(&target_dir, host, port))?;
-    lchown(&local_script, Some(owner.uid), Some(owner.gid))?;
+    fs::write(local.join("attach.py"), bootstrap(&target_dir, host, port))?;
+    // Handed to the app's uid last, the directory itself at the very end: a sidecar
+    // with CAP_CHOWN but not CAP_DAC_OVERRIDE (Kubernetes' `drop: [ALL]` plus
+    // `add: [SYS_PTRACE, CHOWN]`) could not write into it once it is the app's.
+    chown_tree(&local, owner)?;
     Ok(Bundle { script, local })
 }
 
-/// Copies a directory tree, owned by `owner`.
-fn copy_tree(from: &Path, to: &Path, owner: Owner) -> io::Result<()> {
+/// Copies a directory tree (directories and regular files only).
+fn copy_tree(from: &Path, to: &Path) -> io::Result<()> {
     fs::create_dir(to)?;
-    lchown(to, Some(owner.uid), Some(owner.gid))?;
     for entry in fs::read_dir(from)? {
         let entry = entry?;
         let kind = entry.file_type()?;
         let dest = to.join(entry.file_name());
         if kind.is_dir() {
-            copy_tree(&entry.path(), &dest, owner)?;
+            copy_tree(&entry.path(), &dest)?;
         } else if kind.is_file() {
             fs::copy(entry.path(), &dest)?;
-            lchown(&dest, Some(owner.uid), Some(owner.gid))?;
         }
     }
     Ok(())
+}
+
+/// Gives a tree to `owner`, each directory after its contents.
+fn chown_tree(dir: &Path, owner: Owner) -> io::Result<()> {
+    for entry in fs::read_dir(dir)? {
+        let entry = entry?;
+        if entry.file_type()?.is_dir() {
+            chown_tree(&entry.path(), owner)?;
+        } else {
+            lchown(entry.path(), Some(owner.uid), Some(owner.gid))?;
+        }
+    }
+    lchown(dir, Some(owner.uid), Some(owner.gid))
 }
 
 /// The bootstrap script: the app's own debugpy if it can import one, else the copy.
