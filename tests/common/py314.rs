@@ -32,6 +32,11 @@ pub fn debugpy_site() -> PathBuf {
     cache().join("debugpy-1.8.22-cp314/site")
 }
 
+/// The directory holding the downloaded debugpy cp314 wheel file.
+pub fn debugpy_wheels() -> PathBuf {
+    cache().join("debugpy-1.8.22-cp314/wheel")
+}
+
 /// The python3.14 executable of the root, as the host sees it.
 pub fn python_binary() -> PathBuf {
     root().join("usr/bin/python3.14")
