@@ -56,7 +56,7 @@ pub fn find_runtime(pid: i32) -> Result<Found, InjectError> {
             continue;
         };
         // The first mapping of a file starts at its offset 0: the load base.
-        if !name.contains("python") || map.offset != 0 {
+        if !may_be_interpreter(name) || map.offset != 0 {
             continue;
         }
         seen_python = true;
@@ -119,6 +119,12 @@ pub fn open_mapped(
         Some(Err(e)) => Err(e),
         None => Err(std::io::Error::from(std::io::ErrorKind::NotFound)),
     }
+}
+
+/// Whether a mapped file's name may be the interpreter: `python3.14`, `libpython3.14.so.1.0`,
+/// but not an extension module (`_ssl.cpython-314-x86_64-linux-gnu.so`).
+pub fn may_be_interpreter(name: &str) -> bool {
+    name.contains("python") && !name.contains(".cpython-")
 }
 
 /// A path of the target's filesystem as the sidecar reaches it.
@@ -190,6 +196,14 @@ mod tests {
         assert_eq!(version_in_name("python3.14d").as_deref(), Some("3.14"));
         assert_eq!(version_in_name("python3").as_deref(), None);
         assert_eq!(version_in_name("python").as_deref(), None);
+    }
+
+    #[test]
+    fn interpreters_but_not_extension_modules() {
+        assert!(may_be_interpreter("python3.14"));
+        assert!(may_be_interpreter("libpython3.14.so.1.0"));
+        assert!(!may_be_interpreter("_ssl.cpython-314-x86_64-linux-gnu.so"));
+        assert!(!may_be_interpreter("libc.so.6"));
     }
 
     #[test]

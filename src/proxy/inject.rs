@@ -19,7 +19,16 @@ impl Session {
         }
         let shared = self.shared.clone();
         match shared.injector.ensure(&shared).await {
-            Ok(Ensured::Listening | Ensured::AlreadyInjected { .. }) => Ok(()),
+            Ok(Ensured::Listening) => Ok(()),
+            Ok(Ensured::AlreadyInjected { pid }) => {
+                // Handed over before but not listening (yet): the script may still be
+                // pending in a busy main thread. Connecting waits `upstream_timeout`.
+                self.say(&format!(
+                    "dap-sidecar: debugpy was already started in the app (pid {pid}) but does not listen yet; waiting for it"
+                ))
+                .await;
+                Ok(())
+            }
             Ok(Ensured::Injected { pid, version, took }) => {
                 let ms = took.as_millis();
                 info!(peer = %self.peer, pid, %version, took_ms = ms as u64, "debugpy started in the app on demand");
