@@ -45,7 +45,7 @@ ARG PIP_FLAGS=""
 COPY demo/wheels* /wheels/
 RUN python3 -m venv /tmp/pip \
     && /tmp/pip/bin/pip install --no-cache-dir --disable-pip-version-check ${PIP_FLAGS} \
-       --target /debugpy --python-version 3.14 --implementation cp --only-binary=:all: \
+       --no-compile --target /debugpy --python-version 3.14 --implementation cp --only-binary=:all: \
        --platform "${DEBUGPY_PLATFORM}" "debugpy==${DEBUGPY_VERSION}" \
     && rm -rf /tmp/pip /wheels
 
