@@ -6,7 +6,11 @@
 //! upstream address.
 //!
 //! The directory gets a fresh name per injection and is created, never reused, so that
-//! nothing another user prepared in `/tmp` is followed. It is left in place: debugpy
+//! nothing another user prepared in `/tmp` is followed; it stays the sidecar's (mode
+//! 0700) until everything is written, and only then is handed to the app's uid. A `/tmp`
+//! that is a symbolic link is refused: under `/proc/<pid>/root` an absolute link would
+//! resolve in the sidecar's filesystem. (An app that is root in its container could still
+//! swap its `/tmp` between that check and the copy.) It is left in place: debugpy
 //! keeps importing its modules from it while it runs.
 
 use std::fs;
@@ -48,6 +52,15 @@ pub fn prepare(
         .duration_since(UNIX_EPOCH)
         .map(|d| d.subsec_nanos())
         .unwrap_or(0);
+    // An absolute symbolic link under /proc/<pid>/root resolves in the sidecar's own
+    // filesystem: a /tmp that is one is refused rather than followed. (The new directory
+    // itself is never followed: creating it fails if anything exists there.)
+    let tmp = in_root(pid, Path::new("/tmp"));
+    if !fs::symlink_metadata(&tmp)?.is_dir() {
+        return Err(io::Error::other(
+            "the app's /tmp is not a directory (a symbolic link is not followed)",
+        ));
+    }
     let target_dir = format!("/tmp/dap-sidecar-{pid}-{nanos:08x}");
     let local = in_root(pid, Path::new(&target_dir));
     fs::DirBuilder::new().mode(0o700).create(&local)?;

@@ -4,6 +4,7 @@
 //! connects as usual. A refusal answers the client's `attach` with the reason and what
 //! to do, is logged, and is counted in `injections_total{result}`.
 
+use tokio_util::sync::CancellationToken;
 use tracing::{info, warn};
 
 use crate::config::InjectMode;
@@ -12,13 +13,21 @@ use crate::inject::Ensured;
 use crate::proxy::session::{Outcome, Session};
 
 impl Session {
-    /// Starts debugpy in the app when configured and needed.
-    pub(super) async fn inject_if_needed(&mut self, attach: &Message) -> Result<(), Outcome> {
+    /// Starts debugpy in the app when configured and needed; a shutdown stops waiting.
+    pub(super) async fn inject_if_needed(
+        &mut self,
+        attach: &Message,
+        shutdown: &CancellationToken,
+    ) -> Result<(), Outcome> {
         if self.shared.config.inject.mode == InjectMode::Off {
             return Ok(());
         }
         let shared = self.shared.clone();
-        match shared.injector.ensure(&shared).await {
+        let ensured = tokio::select! {
+            ensured = shared.injector.ensure(&shared) => ensured,
+            _ = shutdown.cancelled() => return Err(Outcome::Shutdown),
+        };
+        match ensured {
             Ok(Ensured::Listening) => Ok(()),
             Ok(Ensured::AlreadyInjected { pid }) => {
                 // Handed over before but not listening (yet): the script may still be

@@ -166,7 +166,7 @@ impl Session {
         if let Err(outcome) = self.check_side_door(&attach.attach).await {
             return outcome;
         }
-        if let Err(outcome) = self.inject_if_needed(&attach.attach).await {
+        if let Err(outcome) = self.inject_if_needed(&attach.attach, &shutdown).await {
             return outcome;
         }
         let upstream = match self.connect(&attach.attach, &shutdown).await {
