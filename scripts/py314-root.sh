@@ -3,6 +3,9 @@
 # - a Debian sid root with python3.14 (debootstrap, ~40 s the first time), where the test
 #   apps run chrooted with /proc mounted inside: the sidecar on the host then sees them
 #   through /proc/<pid>/root like a container sharing its PID namespace;
+#   with `python3.14-shared` next to it: a two-line launcher (Py_BytesMain) linked against
+#   Debian's libpython3.14.so, built on the host, for an interpreter in a shared library
+#   (as in the official python:3.14 images) rather than in the executable;
 # - the debugpy cp314 wheel, downloaded on the host and unpacked (what the sidecar brings).
 # Prints nothing on success; the paths are fixed (below) and read by the tests.
 # Needs root (debootstrap, chroot) and network access to the Debian and PyPI mirrors.
@@ -33,6 +36,28 @@ if [ ! -f "$root/.complete" ]; then
   chroot "$root.partial" python3.14 -c 'import sys; print(sys.version)' >"$root.partial/.complete"
   rm -rf "$root"
   mv "$root.partial" "$root"
+fi
+
+# The interpreter in libpython (a step of its own, so an existing root is kept).
+if [ ! -f "$root/.libpython-complete" ]; then
+  cp /etc/resolv.conf "$root/etc/resolv.conf"
+  # Debian's mirror may serve a Release file older than this machine's clock says is valid.
+  chroot "$root" sh -c 'apt-get -o Acquire::Check-Valid-Until=false update -qq &&
+    DEBIAN_FRONTEND=noninteractive apt-get -o Acquire::Check-Valid-Until=false install -y -qq \
+      --no-install-recommends libpython3.14-dev >/dev/null && apt-get clean' \
+    >>"$cache/$key.log" 2>&1 || {
+    echo "py314-root: installing libpython3.14-dev failed, see $cache/$key.log" >&2
+    exit 1
+  }
+  src=$(mktemp -d)
+  printf '#include <Python.h>\nint main(int argc, char **argv) { return Py_BytesMain(argc, argv); }\n' >"$src/main.c"
+  # Sid's headers after the host's (the host's libc headers win); libpython's own
+  # libc symbols are resolved in the root, where it runs.
+  gcc -I"$root/usr/include/python3.14" -idirafter "$root/usr/include" "$src/main.c" \
+    -L"$root/usr/lib/x86_64-linux-gnu" -Wl,--allow-shlib-undefined -lpython3.14 \
+    -o "$root/usr/local/bin/python3.14-shared"
+  rm -rf "$src"
+  chroot "$root" /usr/local/bin/python3.14-shared -c 'import sys; print(sys.version)' >"$root/.libpython-complete"
 fi
 
 if [ ! -f "$wheels/.complete" ]; then

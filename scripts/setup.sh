@@ -13,6 +13,7 @@ command -v chromium >/dev/null || need_apt+=(chromium)
 command -v dockerd >/dev/null || need_apt+=(docker.io)
 command -v docker-compose >/dev/null || need_apt+=(docker-compose)
 command -v debootstrap >/dev/null || need_apt+=(debootstrap)
+command -v gcc >/dev/null || need_apt+=(gcc libc6-dev)   # the libpython launcher of py314-root.sh
 command -v socat >/dev/null || need_apt+=(socat)   # the benchmark's baseline relay
 if [ ${#need_apt[@]} -gt 0 ]; then
   if [ "$(id -u)" = 0 ]; then

@@ -162,6 +162,34 @@ fn a_plain_python_3_14_app_is_attached_on_demand() {
     );
 }
 
+#[test]
+#[ignore = "needs root and the sid root with python3.14: run by scripts/test.sh"]
+fn an_interpreter_in_libpython_is_attached_on_demand() {
+    // `python3.14-shared` is a PIE launcher whose interpreter, `.PyRuntime` included, is
+    // Debian's libpython3.14.so, as in the official python:3.14 images.
+    let mut app = RootApp::prepare();
+    app.launch_with(
+        "/usr/local/bin/python3.14-shared",
+        "main.py",
+        &[],
+        &[],
+        "app started",
+    );
+    let sidecar = Sidecar::start(&config(&app, free_port(), ""));
+    let first = debug_once(&sidecar, &app);
+    assert!(
+        first.contains("started debugpy in the app"),
+        "no console line: {first}"
+    );
+    let ticks = app.output().len();
+    assert!(
+        app.output()
+            .wait_from(ticks, SOON, |l| l.starts_with("tick "))
+            .is_some(),
+        "app stopped after disconnect"
+    );
+}
+
 /// Attaches once and expects a refusal; returns its message.
 fn refused(sidecar: &Sidecar) -> String {
     let mut client = DapClient::connect(sidecar.addr);

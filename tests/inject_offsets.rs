@@ -82,6 +82,33 @@ fn a_running_interpreter_is_found_through_proc() {
 
 #[test]
 #[ignore = "needs root and the sid root with python3.14: run by scripts/test.sh"]
+fn an_interpreter_in_libpython_is_found_there() {
+    let mut app = RootApp::prepare();
+    app.launch_with(
+        "/usr/local/bin/python3.14-shared",
+        "main.py",
+        &[],
+        &[],
+        "app started",
+    );
+    let pid = app.pid() as i32;
+    let (runtime, offsets, memory) = runtime_of(pid);
+    assert!(
+        runtime
+            .file
+            .ends_with("usr/lib/x86_64-linux-gnu/libpython3.14.so.1.0"),
+        "{}",
+        runtime.file.display()
+    );
+    assert_eq!((offsets.version.major(), offsets.version.minor()), (3, 14));
+    assert_ne!(
+        remote::main_thread(pid, &memory, &runtime, &offsets).expect("main thread"),
+        0
+    );
+}
+
+#[test]
+#[ignore = "needs root and the sid root with python3.14: run by scripts/test.sh"]
 fn remote_debugging_switched_off_is_seen() {
     // Python 3.14 spells the option with hyphens; `-X disable_remote_debug` (the
     // underscore form) is accepted silently and does not switch anything off.

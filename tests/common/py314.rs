@@ -95,6 +95,19 @@ impl RootApp {
         python_args: &[&str],
         ready: &str,
     ) {
+        self.launch_with("python3.14", script, env, python_args, ready);
+    }
+
+    /// Like [`RootApp::launch`] with another interpreter program of the root
+    /// (`/usr/local/bin/python3.14-shared`: the interpreter in libpython3.14.so).
+    pub fn launch_with(
+        &mut self,
+        python: &str,
+        script: &str,
+        env: &[(&str, &str)],
+        python_args: &[&str],
+        ready: &str,
+    ) {
         let mut cmd = Command::new("unshare");
         // A mount namespace of its own for /proc; `unshare` without --fork execs, so
         // the child's pid is the app's.
@@ -109,7 +122,7 @@ impl RootApp {
         }
         cmd.args(["/bin/sh", "-c", r#"cd "$0" && exec "$@""#])
             .arg(&self.inside)
-            .arg("python3.14")
+            .arg(python)
             .args(python_args)
             .arg("-u")
             .arg(format!("{}/{script}", self.inside));
