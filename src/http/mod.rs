@@ -89,7 +89,10 @@ fn not_ready(shared: &Shared, upstream: &UpstreamState) -> Vec<String> {
         )),
         Some(_) => {}
     }
-    if upstream.checked.is_some() && !upstream.listening {
+    // With attach on demand, no debugpy is the normal state until someone attaches (and
+    // an unready sidecar would take the app's pod out of its Services).
+    let on_demand = c.inject.mode == crate::config::InjectMode::Auto;
+    if upstream.checked.is_some() && !upstream.listening && !on_demand {
         reasons.push(format!(
             "nothing listens on the upstream port {} (is the app running under debugpy --listen {}?)",
             c.upstream_port(),
@@ -295,6 +298,16 @@ mod tests {
     async fn ready_when_bound_listening_fresh_and_not_exposed() {
         let shared = shared(|_| {});
         shared.upstream.publish(checked(true, &[], 0));
+        assert_eq!(
+            get(&shared, "/readyz").await,
+            (StatusCode::OK, "ready\n".into())
+        );
+    }
+
+    #[tokio::test]
+    async fn with_attach_on_demand_no_debugpy_is_ready() {
+        let shared = shared(|c| c.inject.mode = crate::config::InjectMode::Auto);
+        shared.upstream.publish(checked(false, &[], 0));
         assert_eq!(
             get(&shared, "/readyz").await,
             (StatusCode::OK, "ready\n".into())
