@@ -111,6 +111,11 @@ fn a_plain_python_3_14_app_is_attached_on_demand() {
     let growth = injection["growth_since_bytes"]
         .as_i64()
         .expect("growth sampled");
+    let (_, page) = http_get(sidecar.http, "/");
+    assert!(
+        page.contains("debugpy started in the app on demand") && page.contains("MiB since"),
+        "the page does not show the injection"
+    );
     eprintln!(
         "app RSS before injection {:.1} MB, growth since {:.1} MB",
         before / 1e6,
