@@ -85,7 +85,9 @@ pub fn find_runtime(pid: i32) -> Result<Found, InjectError> {
 /// is looked for, in order, under `/proc/<pid>/root` (the app in another container),
 /// at the path itself (the same filesystem, or a chroot seen from outside it), and as
 /// `/proc/<pid>/map_files/<range>` (which takes `CAP_SYS_ADMIN`). A candidate with the
-/// mapped inode wins; otherwise the first that can be read.
+/// mapped inode wins; otherwise the first that can be read (overlayfs may show another
+/// inode than the maps). A file deleted since it was mapped (`... (deleted)`, an
+/// interpreter upgraded under a running app) is only read through `map_files`.
 pub fn open_mapped(
     pid: i32,
     path: &Path,
@@ -93,11 +95,13 @@ pub fn open_mapped(
     range: (u64, u64),
 ) -> std::io::Result<Vec<u8>> {
     use std::os::unix::fs::MetadataExt;
-    let candidates = [
-        in_root(pid, path),
-        path.to_path_buf(),
-        PathBuf::from(format!("/proc/{pid}/map_files/{:x}-{:x}", range.0, range.1)),
-    ];
+    let mapped = PathBuf::from(format!("/proc/{pid}/map_files/{:x}-{:x}", range.0, range.1));
+    let deleted = path.to_string_lossy().ends_with(" (deleted)");
+    let candidates = if deleted {
+        vec![mapped]
+    } else {
+        vec![in_root(pid, path), path.to_path_buf(), mapped]
+    };
     let mut first: Option<std::io::Result<PathBuf>> = None;
     for candidate in candidates {
         match std::fs::metadata(&candidate) {

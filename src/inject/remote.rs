@@ -57,13 +57,20 @@ pub fn read_offsets(
             pid,
             version: v.to_string(),
         },
-        // 3.11 and 3.12 have the section but no offsets table.
-        OffsetsError::NoCookie => InjectError::TooOld {
-            pid,
-            version: runtime
-                .name_version
-                .clone()
-                .unwrap_or_else(|| "older than 3.13 (no debug offsets)".to_owned()),
+        // 3.11 and 3.12 have the section but no offsets table; a 3.13+ file without it
+        // is not the file that is running (replaced on disk since the app started?).
+        OffsetsError::NoCookie => match runtime.name_version.as_deref() {
+            Some(version) if !older_than_3_13(version) => InjectError::BadOffsets {
+                pid,
+                file: runtime.file.display().to_string(),
+                what: "no debug offsets where the PyRuntime section should be (was the interpreter replaced on disk since the app started?)".to_owned(),
+            },
+            version => InjectError::TooOld {
+                pid,
+                version: version
+                    .map(str::to_owned)
+                    .unwrap_or_else(|| "older than 3.13 (no debug offsets)".to_owned()),
+            },
         },
         OffsetsError::Nonsense(what) => InjectError::BadOffsets {
             pid,
@@ -110,6 +117,13 @@ pub fn main_thread(
     Ok(thread)
 }
 
+/// Whether a `major.minor` version is older than 3.13 (the first with debug offsets).
+fn older_than_3_13(version: &str) -> bool {
+    let mut parts = version.split('.').map(|p| p.parse::<u32>().unwrap_or(0));
+    let (major, minor) = (parts.next().unwrap_or(0), parts.next().unwrap_or(0));
+    (major, minor) < (3, 13)
+}
+
 /// Asks the interpreter of `pid` to run the script at `script` (a path in the target's
 /// filesystem) in the main thread whose state is at `thread`.
 pub fn send_exec(
@@ -148,4 +162,18 @@ pub fn send_exec(
         .write(breaker_at, &(breaker | PLEASE_STOP_BIT).to_le_bytes())
         .map_err(io("setting the eval breaker"))?;
     Ok(Pending { flag })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn versions_before_debug_offsets() {
+        assert!(older_than_3_13("3.11"));
+        assert!(older_than_3_13("3.12"));
+        assert!(!older_than_3_13("3.13"));
+        assert!(!older_than_3_13("3.14"));
+        assert!(!older_than_3_13("4.0"));
+    }
 }
