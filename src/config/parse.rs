@@ -231,7 +231,16 @@ pub(super) fn log_format(value: &Value) -> Result<LogFormat, String> {
     }
 }
 
+/// `auto` or `off`; YAML 1.1 reads a bare `off` (and `on`) as a boolean, so booleans
+/// are taken too: false is `off`, true is `auto`.
 pub(super) fn inject_mode(value: &Value) -> Result<InjectMode, String> {
+    if let Value::Bool(_, on) = value {
+        return Ok(if *on {
+            InjectMode::Auto
+        } else {
+            InjectMode::Off
+        });
+    }
     match text(value)?.as_str() {
         "auto" => Ok(InjectMode::Auto),
         "off" => Ok(InjectMode::Off),
