@@ -77,14 +77,12 @@ fn a_plain_python_3_14_app_is_attached_on_demand() {
         first.contains("started debugpy in the app"),
         "no console line: {first}"
     );
-    assert!(
-        sidecar
-            .log
-            .wait("debugpy started in the app on demand", SOON)
-            .is_some(),
-        "{}",
-        sidecar.log.all()
-    );
+    let started = sidecar
+        .log
+        .wait("debugpy started in the app on demand", SOON)
+        .unwrap_or_else(|| panic!("{}", sidecar.log.all()));
+    let line: serde_json::Value = serde_json::from_str(&started).expect("JSON log line");
+    eprintln!("injection to debugpy listening: {} ms", line["took_ms"]);
     // The injection is marked where memory is shown, with the growth since.
     assert!(metric(&sidecar, "dap_sidecar_injection_timestamp_seconds") > 0.0);
     let before = metric(
