@@ -10,6 +10,7 @@
 ARG BUILDER_IMAGE=rust:1.95-slim-bookworm
 ARG RUNTIME_IMAGE=gcr.io/distroless/cc-debian12:nonroot
 ARG PYTHON_IMAGE=python:3.11-slim-bookworm
+ARG PYTHON314_IMAGE=python:3.14-slim
 
 FROM ${BUILDER_IMAGE} AS build
 WORKDIR /src
@@ -34,7 +35,39 @@ WORKDIR /usr/src/app
 ENV PYTHONUNBUFFERED=1
 CMD ["dap-sidecar", "launch", "--", "/opt/venv/bin/python", "main.py"]
 
-# The sidecar: one static-ish binary on a minimal, non-root base.
+# Attach on demand (README "Attach on demand"): debugpy's cp314 wheel unpacked for the
+# sidecar to copy into a running Python 3.14 app. pip only downloads and unpacks it here
+# (--target); no Python is in the sidecar image.
+FROM ${PYTHON_IMAGE} AS debugpy-cp314
+ARG DEBUGPY_VERSION=1.8.22
+ARG DEBUGPY_PLATFORM=manylinux_2_34_x86_64
+ARG PIP_FLAGS=""
+COPY demo/wheels* /wheels/
+RUN python3 -m venv /tmp/pip \
+    && /tmp/pip/bin/pip install --no-cache-dir --disable-pip-version-check ${PIP_FLAGS} \
+       --no-compile --target /debugpy --python-version 3.14 --implementation cp --only-binary=:all: \
+       --platform "${DEBUGPY_PLATFORM}" "debugpy==${DEBUGPY_VERSION}" \
+    && rm -rf /tmp/pip /wheels
+
+# The demo app as an unprepared app: plain `python3.14 main.py`, no debugpy, no sidecar.
+FROM ${PYTHON314_IMAGE} AS demo-app-plain
+COPY demo/app/ /usr/src/app/
+WORKDIR /usr/src/app
+CMD ["python3.14", "-u", "main.py"]
+
+# The sidecar with debugpy for attach on demand. It runs as root: ptrace rights need
+# CAP_SYS_PTRACE in its effective set (compose `cap_add: [SYS_PTRACE]`), which Docker and
+# Kubernetes give a non-root user only as a bounding capability, never effective.
+FROM ${RUNTIME_IMAGE} AS sidecar-ondemand
+COPY --from=build /dap-sidecar /usr/local/bin/dap-sidecar
+COPY --from=debugpy-cp314 /debugpy/debugpy /usr/share/dap-sidecar/debugpy/debugpy
+ENV DAP_SIDECAR_INJECT__MODE=auto
+USER 0:0
+EXPOSE 5678 5680
+HEALTHCHECK --interval=10s --timeout=5s --retries=3 CMD ["/usr/local/bin/dap-sidecar", "healthcheck"]
+ENTRYPOINT ["/usr/local/bin/dap-sidecar"]
+
+# The sidecar: one static-ish binary on a minimal, non-root base (the default target).
 FROM ${RUNTIME_IMAGE} AS sidecar
 COPY --from=build /dap-sidecar /usr/local/bin/dap-sidecar
 USER 65532:65532

@@ -13,6 +13,7 @@ command -v chromium >/dev/null || need_apt+=(chromium)
 command -v dockerd >/dev/null || need_apt+=(docker.io)
 command -v docker-compose >/dev/null || need_apt+=(docker-compose)
 command -v debootstrap >/dev/null || need_apt+=(debootstrap)
+command -v gcc >/dev/null || need_apt+=(gcc libc6-dev)   # the libpython launcher of py314-root.sh
 command -v socat >/dev/null || need_apt+=(socat)   # the benchmark's baseline relay
 if [ ${#need_apt[@]} -gt 0 ]; then
   if [ "$(id -u)" = 0 ]; then
@@ -41,6 +42,12 @@ if [ ! -x .venv/bin/python ] || ! cmp -s tests/requirements.txt .venv/.installed
   python3 -m venv .venv
   .venv/bin/pip install --quiet --disable-pip-version-check -r tests/requirements.txt
   cp tests/requirements.txt .venv/.installed
+fi
+
+# The Debian sid root with python3.14 and the debugpy cp314 wheel for the attach-on-demand
+# tests (tests/inject*.rs), cached under /var/cache/dap-sidecar (root only: debootstrap).
+if [ "$(id -u)" = 0 ]; then
+  bash scripts/py314-root.sh
 fi
 
 if [ -f tests/node/package.json ] && [ ! -d tests/node/node_modules ]; then

@@ -20,6 +20,8 @@
 //! - [`upstream_watch`]: debugpy's sockets watched in the background: the upstream port
 //!   listening, debugpy reachable on a non-loopback address (the side door), and
 //!   connections to it that did not come through the sidecar.
+//! - [`inject`]: attach on demand: debugpy started inside a running Python 3.14+ app
+//!   through PEP 768, by writing to its memory through `/proc`.
 //! - [`metrics`]: the Prometheus metrics.
 //! - [`launch`]: `dap-sidecar launch -- python ...`, the app under debugpy per the config.
 //! - [`launch_json`]: the VS Code attach configuration for a given config.
@@ -43,6 +45,7 @@ pub mod debuggee;
 #[doc(hidden)]
 pub mod fuzzing;
 pub mod http;
+pub mod inject;
 pub mod launch;
 pub mod launch_json;
 pub mod metrics;

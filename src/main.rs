@@ -90,6 +90,13 @@ fn main() -> ExitCode {
             println!("  upstream: {}", config.upstream);
             println!("  http:     {}", config.http.addr());
             println!("  auth:     {}", config.auth.summary());
+            if config.inject.mode == dap_sidecar::config::InjectMode::Auto {
+                println!(
+                    "  inject:   auto (debugpy from {}, {} to listen)",
+                    config.inject.debugpy,
+                    humantime::format_duration(config.inject.timeout)
+                );
+            }
             for m in &config.path_mappings {
                 println!(
                     "  mapping:  {} <-> {}",

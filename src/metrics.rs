@@ -98,6 +98,16 @@ pub struct Metrics {
     /// `target_cgroup_memory_max_bytes`: the app's cgroup memory limit, when it has one.
     /// (A vector without labels, so that the series can be absent.)
     pub cgroup_max: IntGaugeVec,
+    /// `injections_total{result}`: attach-on-demand attempts by result (`injected`, or
+    /// the refusal: `no_target`, `python_too_old`, `remote_debug_disabled`, ...).
+    pub injections_total: IntCounterVec,
+    /// `injection_timestamp_seconds`: when the latest injection had debugpy listening
+    /// (unix time; 0 before any).
+    pub injection_timestamp_seconds: Gauge,
+    /// `target_resident_memory_at_injection_bytes`: the app's RSS just before the
+    /// latest injection; the growth since is `target_resident_memory_bytes{role="debuggee"}`
+    /// minus this.
+    pub resident_at_injection: IntGauge,
     /// The sidecar's own `process_*` metrics (unprefixed, as Prometheus expects).
     process: Registry,
 }
@@ -130,6 +140,24 @@ impl Metrics {
         registry.register(Box::new(sessions_active.clone()))?;
         registry.register(Box::new(sessions_total.clone()))?;
         registry.register(Box::new(auth_failures_total.clone()))?;
+        let injections_total = IntCounterVec::new(
+            Opts::new(
+                "injections_total",
+                "Attach-on-demand attempts (debugpy started in a running app) by result",
+            ),
+            &["result"],
+        )?;
+        registry.register(Box::new(injections_total.clone()))?;
+        let injection_timestamp_seconds = Gauge::new(
+            "injection_timestamp_seconds",
+            "When the latest attach on demand had debugpy listening (unix time)",
+        )?;
+        registry.register(Box::new(injection_timestamp_seconds.clone()))?;
+        let resident_at_injection = IntGauge::new(
+            "target_resident_memory_at_injection_bytes",
+            "The app's resident memory just before the latest attach on demand",
+        )?;
+        registry.register(Box::new(resident_at_injection.clone()))?;
         registry.register(Box::new(debuggee_stopped.clone()))?;
         registry.register(Box::new(messages_total.clone()))?;
         let target_up = IntGauge::new("target_up", "1 when the app process is found")?;
@@ -269,6 +297,9 @@ impl Metrics {
             sessions_active,
             sessions_total,
             auth_failures_total,
+            injections_total,
+            injection_timestamp_seconds,
+            resident_at_injection,
             debuggee_stopped,
             messages: DIRECTIONS.map(resolve),
             target_up,

@@ -45,6 +45,8 @@ pub struct Shared {
     pub monitor: Monitor,
     /// debugpy's sockets, watched: upstream listening, exposure, bypass connections.
     pub upstream: crate::upstream_watch::UpstreamWatch,
+    /// Attach on demand: injections made, one at a time.
+    pub injector: crate::inject::Injector,
     /// Readiness, part 1: the DAP listener is bound (part 2, the upstream listening and
     /// not exposed, is kept by [`Shared::upstream`]).
     dap_bound: AtomicBool,
@@ -77,6 +79,7 @@ impl Shared {
             metrics: Metrics::new()?,
             monitor: Monitor::default(),
             upstream: crate::upstream_watch::UpstreamWatch::default(),
+            injector: crate::inject::Injector::default(),
             dap_bound: AtomicBool::new(false),
             dap_addr: std::sync::OnceLock::new(),
             listener_running: AtomicBool::new(false),

@@ -487,3 +487,108 @@ fn network_policy_admits_dap_and_metrics_only_from_where_intended() {
         assert!(service_exposes_dap(&service));
     }
 }
+
+/// The attach-on-demand variants (README "Attach on demand"): the app runs plain Python
+/// with no debugpy and no sidecar binary, and the sidecar shares its namespaces with the
+/// ptrace rights injecting takes.
+#[test]
+fn the_attach_on_demand_variants_have_a_plain_app_and_a_sidecar_with_ptrace_rights() {
+    let compose = &yaml_docs("compose.ondemand.yaml")[0];
+    let sidecar = &compose["services"]["sidecar"];
+    assert_eq!(sidecar["network_mode"], "service:app");
+    assert_eq!(sidecar["pid"], "service:app");
+    assert_eq!(sidecar["cap_add"], serde_json::json!(["SYS_PTRACE"]));
+    assert_eq!(sidecar["environment"]["DAP_SIDECAR_INJECT__MODE"], "auto");
+    assert_eq!(sidecar["build"]["target"], "sidecar-ondemand");
+    assert_eq!(
+        compose["services"]["app"]["build"]["target"],
+        "demo-app-plain"
+    );
+    for port in compose["services"]["app"]["ports"]
+        .as_array()
+        .expect("ports")
+    {
+        assert!(
+            port.as_str().expect("port").starts_with("127.0.0.1:"),
+            "{port}"
+        );
+    }
+    // The app's image stage: plain Python, nothing of debugpy or the sidecar.
+    let dockerfile = fs::read_to_string(repo_dir().join("Dockerfile")).expect("Dockerfile");
+    let stage: String = dockerfile
+        .lines()
+        .skip_while(|l| !l.ends_with("AS demo-app-plain"))
+        .take_while(|l| !l.is_empty())
+        .collect::<Vec<_>>()
+        .join("\n");
+    assert!(stage.contains("CMD [\"python3.14\""), "{stage}");
+    assert!(
+        !stage.contains("debugpy") && !stage.contains("dap-sidecar"),
+        "{stage}"
+    );
+
+    let docs = yaml_docs("deploy/kubernetes-ondemand/deployment.yaml");
+    let deployment = docs
+        .iter()
+        .find(|d| d["kind"] == "Deployment")
+        .expect("Deployment");
+    let pod = &deployment["spec"]["template"]["spec"];
+    assert_eq!(pod["shareProcessNamespace"], true);
+    let containers = pod["containers"].as_array().expect("containers");
+    let app = containers.iter().find(|c| c["name"] == "app").expect("app");
+    let command = app["command"].to_string();
+    assert!(
+        !command.contains("debugpy") && !command.contains("dap-sidecar"),
+        "{command}"
+    );
+    assert!(app.get("livenessProbe").is_none());
+    let sidecar = containers
+        .iter()
+        .find(|c| c["name"] == "dap-sidecar")
+        .expect("sidecar");
+    let caps = &sidecar["securityContext"]["capabilities"];
+    assert_eq!(caps["drop"], serde_json::json!(["ALL"]));
+    assert_eq!(caps["add"], serde_json::json!(["SYS_PTRACE", "CHOWN"]));
+    assert_eq!(sidecar["securityContext"]["runAsUser"], 0);
+    let config_map = docs
+        .iter()
+        .find(|d| d["kind"] == "ConfigMap")
+        .expect("ConfigMap");
+    let config = config_map["data"]["dap-sidecar.yaml"]
+        .as_str()
+        .expect("config");
+    assert!(config.contains("mode: auto"), "{config}");
+    let dir = tempfile::tempdir().expect("tempdir");
+    let file = dir.path().join("dap-sidecar.yaml");
+    fs::write(&file, config).expect("write");
+    let out = Command::new(sidecar_bin())
+        .arg("check")
+        .arg("--config")
+        .arg(&file)
+        .output()
+        .expect("check");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+
+    // The kubectl debug profile gives the ephemeral container the same rights.
+    let profile = &yaml_docs("deploy/kubernetes-ondemand/kubectl-debug-profile.yaml")[0];
+    assert_eq!(
+        profile["securityContext"]["capabilities"]["add"],
+        serde_json::json!(["SYS_PTRACE", "CHOWN"])
+    );
+}
+
+#[test]
+#[ignore = "kubernetes-validate (a Python venv from PyPI): run by scripts/test.sh"]
+fn the_attach_on_demand_deployment_passes_strict_schema_validation() {
+    let out = validate(&["deploy/kubernetes-ondemand/deployment.yaml"]);
+    assert!(
+        out.status.success(),
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+}

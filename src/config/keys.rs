@@ -4,8 +4,9 @@
 //! test holds the table to the README's configuration table in both directions.
 
 use super::parse::{
-    backlog, boolean, cidr, duration, host_port, ip, log_format, non_empty_text, on_limit, port,
-    positive_count, positive_duration, positive_size, size, target_pid, text_secret,
+    backlog, boolean, cidr, duration, host_port, inject_mode, ip, log_format, non_empty_text,
+    on_limit, port, positive_count, positive_duration, positive_size, size, target_pid,
+    text_secret,
 };
 use super::read::Reader;
 use super::types::Config;
@@ -207,6 +208,21 @@ pub static KEYS: &[Key] = &[
         "how long debugpy has to finish a session that ends",
         |r, k, c| r.set(k, &mut c.limits.disconnect_timeout, positive_duration),
     ),
+    key(
+        "inject.mode",
+        "`auto`: start debugpy in a running Python 3.14+ app when a client attaches (PEP 768); `off`",
+        |r, k, c| r.set(k, &mut c.inject.mode, inject_mode),
+    ),
+    key(
+        "inject.debugpy",
+        "the directory holding the unpacked debugpy wheel's `debugpy/` package",
+        |r, k, c| r.set(k, &mut c.inject.debugpy, non_empty_text),
+    ),
+    key(
+        "inject.timeout",
+        "how long the app has to run the attach script and listen",
+        |r, k, c| r.set(k, &mut c.inject.timeout, positive_duration),
+    ),
 ];
 
 /// The names allowed at the top level: plain keys and section names, in table order.
@@ -353,7 +369,7 @@ mod tests {
     fn the_allowed_names_come_from_the_table_in_order() {
         assert_eq!(
             top_level().join(", "),
-            "host, port, wait, upstream, upstream_timeout, path_mappings, http, auth, target, memory, log, limits"
+            "host, port, wait, upstream, upstream_timeout, path_mappings, http, auth, target, memory, log, limits, inject"
         );
         assert_eq!(section("log"), ["format", "level"]);
         assert_eq!(

@@ -33,6 +33,6 @@ pub use keys::{KEYS, Key};
 pub use load::{ENV_PREFIX, Overrides};
 pub use parse::{TOKEN_MIN_DISTINCT, TOKEN_MIN_LENGTH, parse_size, token_strength};
 pub use types::{
-    AuthConfig, Config, DEFAULT_REMOTE_ROOT, HttpConfig, Limits, LogConfig, LogFormat,
-    MappingConfig, MemoryConfig, OnLimit, TargetConfig, TargetPid,
+    AuthConfig, Config, DEFAULT_REMOTE_ROOT, HttpConfig, InjectConfig, InjectMode, Limits,
+    LogConfig, LogFormat, MappingConfig, MemoryConfig, OnLimit, TargetConfig, TargetPid,
 };

@@ -8,7 +8,7 @@ use std::time::Duration;
 use figment::value::Value;
 use ipnet::IpNet;
 
-use super::types::{LogFormat, OnLimit, TargetPid};
+use super::types::{InjectMode, LogFormat, OnLimit, TargetPid};
 
 /// A parser as the key table uses it.
 pub(super) type Parse<T> = fn(&Value) -> Result<T, String>;
@@ -228,5 +228,22 @@ pub(super) fn log_format(value: &Value) -> Result<LogFormat, String> {
         "text" => Ok(LogFormat::Text),
         "json" => Ok(LogFormat::Json),
         _ => Err("must be text or json".into()),
+    }
+}
+
+/// `auto` or `off`; YAML 1.1 reads a bare `off` (and `on`) as a boolean, so booleans
+/// are taken too: false is `off`, true is `auto`.
+pub(super) fn inject_mode(value: &Value) -> Result<InjectMode, String> {
+    if let Value::Bool(_, on) = value {
+        return Ok(if *on {
+            InjectMode::Auto
+        } else {
+            InjectMode::Off
+        });
+    }
+    match text(value)?.as_str() {
+        "auto" => Ok(InjectMode::Auto),
+        "off" => Ok(InjectMode::Off),
+        _ => Err("must be auto or off".into()),
     }
 }

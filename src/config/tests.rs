@@ -205,3 +205,25 @@ fn unknown_keys_are_listed_first_then_the_token_then_the_rest() {
     let keys: Vec<&str> = err.0.iter().map(|p| p.key.as_str()).collect();
     assert_eq!(keys, ["foo", "log.fromat", "auth.token", "port"]);
 }
+
+#[test]
+fn inject_mode_takes_yaml_s_boolean_off() {
+    for (yaml, mode) in [
+        ("inject:\n  mode: off\n", InjectMode::Off),
+        ("inject:\n  mode: \"off\"\n", InjectMode::Off),
+        ("inject:\n  mode: auto\n", InjectMode::Auto),
+        ("inject:\n  mode: on\n", InjectMode::Auto),
+    ] {
+        let f = file(".yaml", yaml);
+        let c = Config::load_with_env(Some(f.path()), &Overrides::default(), no_env())
+            .unwrap_or_else(|e| panic!("{yaml}: {e}"));
+        assert_eq!(c.inject.mode, mode, "{yaml}");
+    }
+    let f = file(".yaml", "inject:\n  mode: sometimes\n");
+    let errors = Config::load_with_env(Some(f.path()), &Overrides::default(), no_env())
+        .expect_err("invalid");
+    assert!(
+        errors.to_string().contains("must be auto or off"),
+        "{errors}"
+    );
+}

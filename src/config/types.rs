@@ -34,6 +34,29 @@ pub struct Config {
     pub log: LogConfig,
     /// Protocol limits (`limits.*`).
     pub limits: Limits,
+    /// Attach on demand (`inject.*`).
+    pub inject: InjectConfig,
+}
+
+/// `inject.mode`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum InjectMode {
+    /// Start debugpy in a running Python 3.14+ app when a client attaches and the
+    /// upstream is not listening (PEP 768).
+    Auto,
+    /// Never: the app must run under debugpy already.
+    Off,
+}
+
+/// `inject.*`: attach on demand (see `crate::inject`).
+#[derive(Clone, Debug)]
+pub struct InjectConfig {
+    /// Whether to inject.
+    pub mode: InjectMode,
+    /// The directory holding the unpacked debugpy wheel's `debugpy/` package.
+    pub debugpy: String,
+    /// How long the app has to run the script and listen.
+    pub timeout: Duration,
 }
 
 /// One `path_mappings` entry.
@@ -224,6 +247,11 @@ impl Default for Config {
                 auth_failure_delay: Duration::from_secs(1),
                 frame_timeout: Duration::from_secs(30),
                 disconnect_timeout: Duration::from_secs(10),
+            },
+            inject: InjectConfig {
+                mode: InjectMode::Off,
+                debugpy: "/usr/share/dap-sidecar/debugpy".to_owned(),
+                timeout: Duration::from_secs(10),
             },
         }
     }

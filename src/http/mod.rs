@@ -92,7 +92,10 @@ fn not_ready(shared: &Shared, upstream: &UpstreamState) -> Vec<String> {
         )),
         Some(_) => {}
     }
-    if upstream.checked.is_some() && !upstream.listening {
+    // With attach on demand, no debugpy is the normal state until someone attaches (and
+    // an unready sidecar would take the app's pod out of its Services).
+    let on_demand = c.inject.mode == crate::config::InjectMode::Auto;
+    if upstream.checked.is_some() && !upstream.listening && !on_demand {
         reasons.push(format!(
             "nothing listens on the upstream port {} (is the app running under debugpy --listen {}?)",
             c.upstream_port(),
@@ -224,6 +227,31 @@ fn status_json(shared: &Shared, snapshot: &Snapshot, upstream: &UpstreamState) -
             "cgroup": snapshot.cgroup,
         },
         "sessions": sessions,
+        "injection": injection_json(shared, snapshot),
+    })
+}
+
+/// The latest attach on demand and the app's growth since (`null` before any).
+fn injection_json(shared: &Shared, snapshot: &Snapshot) -> Value {
+    let Some(mark) = shared.injector.last() else {
+        return Value::Null;
+    };
+    let same_app = snapshot.found.debuggee.as_ref().map(|p| p.pid) == Some(mark.pid);
+    let now = snapshot
+        .debuggee
+        .as_ref()
+        .filter(|_| same_app)
+        .map(|m| m.rss);
+    let growth = mark
+        .resident_before
+        .zip(now)
+        .map(|(before, now)| now as i64 - before as i64);
+    json!({
+        "pid": mark.pid,
+        "at": unix(mark.at),
+        "python": mark.version,
+        "resident_before_bytes": mark.resident_before,
+        "growth_since_bytes": growth,
     })
 }
 
@@ -280,6 +308,16 @@ mod tests {
     async fn ready_when_bound_listening_fresh_and_not_exposed() {
         let shared = shared(|_| {});
         shared.upstream.publish(checked(true, &[], 0));
+        assert_eq!(
+            get(&shared, "/readyz").await,
+            (StatusCode::OK, "ready\n".into())
+        );
+    }
+
+    #[tokio::test]
+    async fn with_attach_on_demand_no_debugpy_is_ready() {
+        let shared = shared(|c| c.inject.mode = crate::config::InjectMode::Auto);
+        shared.upstream.publish(checked(false, &[], 0));
         assert_eq!(
             get(&shared, "/readyz").await,
             (StatusCode::OK, "ready\n".into())

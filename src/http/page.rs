@@ -231,12 +231,37 @@ table{{border-collapse:collapse;margin:.5em 0 1.5em}}td,th{{padding:.25em .8em;b
     }
     html.push_str(&cost::render(s));
     html.push_str("<h2>Memory</h2>");
+    html.push_str(&injection(shared, s));
     html.push_str(&charts(s));
     html.push_str(&cost::steps(s));
     html.push_str(
         r#"<p><a href="/status">/status</a> · <a href="/metrics">/metrics</a> · <a href="/readyz">/readyz</a> · <a href="/healthz">/healthz</a></p></body></html>"#,
     );
     html
+}
+
+/// The latest attach on demand, with the app's RSS then and now (empty before any).
+fn injection(shared: &Shared, s: &Snapshot) -> String {
+    let Some(mark) = shared.injector.last() else {
+        return String::new();
+    };
+    let same_app = s.found.debuggee.as_ref().map(|p| p.pid) == Some(mark.pid);
+    let now = s.debuggee.as_ref().filter(|_| same_app).map(|m| m.rss);
+    let growth = match (mark.resident_before, now) {
+        (Some(before), Some(now)) => format!(
+            " ({:+.1} MiB since)",
+            (now as f64 - before as f64) / 1048576.0
+        ),
+        _ => String::new(),
+    };
+    format!(
+        "<p>debugpy started in the app on demand (pid {}, Python {}) {} ago; app RSS then {}, now {}{growth}.</p>",
+        mark.pid,
+        esc(&mark.version),
+        ago(mark.at),
+        mib(mark.resident_before),
+        mib(now),
+    )
 }
 
 /// The cgroup cell: the app's cgroup memory, or that it is not visible.

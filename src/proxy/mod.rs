@@ -33,6 +33,7 @@ pub mod client;
 pub mod ending;
 pub mod guard;
 pub mod handshake;
+pub mod inject;
 pub mod listener;
 pub mod relay;
 pub mod rewrite;

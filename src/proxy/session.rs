@@ -67,6 +67,8 @@ pub enum Outcome {
     Shed,
     /// Refused because debugpy listens on a non-loopback address.
     UpstreamExposed,
+    /// Attach on demand was refused or failed (`injections_total` says why).
+    NotInjected,
 }
 
 impl Outcome {
@@ -83,6 +85,7 @@ impl Outcome {
             Outcome::MemoryLimit => "memory_limit",
             Outcome::Shed => "shed",
             Outcome::UpstreamExposed => "upstream_exposed",
+            Outcome::NotInjected => "not_injected",
         }
     }
 
@@ -165,6 +168,9 @@ impl Session {
         self.shared.mark_authenticated(self.id);
         // 2. Connect.
         if let Err(outcome) = self.check_side_door(&attach.attach).await {
+            return outcome;
+        }
+        if let Err(outcome) = self.inject_if_needed(&attach.attach, &shutdown).await {
             return outcome;
         }
         let upstream = match self.connect(&attach.attach, &shutdown).await {

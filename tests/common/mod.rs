@@ -16,6 +16,7 @@ pub mod async_dap;
 pub mod dap;
 pub mod fake_upstream;
 pub mod in_process;
+pub mod py314;
 
 use std::fs::{self, File};
 use std::io::{BufRead, BufReader, Read, Write};
