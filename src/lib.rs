@@ -20,6 +20,8 @@
 //!   listening, debugpy reachable on a non-loopback address (the side door), and
 //!   connections to it that did not come through the sidecar.
 //! - [`metrics`]: the Prometheus metrics.
+//! - [`nodelay`]: `TCP_NODELAY` on pydevd's connection to debugpy's adapter (no 40 ms
+//!   wait per request), set by `dap-sidecar launch` or from outside with `pidfd_getfd`.
 //! - [`launch`]: `dap-sidecar launch -- python ...`, the app under debugpy per the config.
 //! - [`launch_json`]: the VS Code attach configuration for a given config.
 //! - [`state`]: the state shared by the listener, sessions, the watch and the HTTP
@@ -45,6 +47,7 @@ pub mod http;
 pub mod launch;
 pub mod launch_json;
 pub mod metrics;
+pub mod nodelay;
 pub mod paths;
 pub mod proxy;
 pub mod server;

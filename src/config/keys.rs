@@ -202,6 +202,11 @@ pub static KEYS: &[Key] = &[
         "time a started frame has to arrive completely",
         |r, k, c| r.set(k, &mut c.limits.frame_timeout, positive_duration),
     ),
+    key(
+        "tcp_nodelay",
+        "set `TCP_NODELAY` on pydevd's connection to debugpy's adapter (no 40 ms wait per request)",
+        |r, k, c| r.set(k, &mut c.tcp_nodelay, boolean),
+    ),
 ];
 
 /// The names allowed at the top level: plain keys and section names, in table order.
@@ -313,7 +318,7 @@ mod tests {
     fn the_allowed_names_come_from_the_table_in_order() {
         assert_eq!(
             top_level().join(", "),
-            "host, port, wait, upstream, upstream_timeout, path_mappings, http, auth, target, memory, log, limits"
+            "host, port, wait, upstream, upstream_timeout, path_mappings, http, auth, target, memory, log, limits, tcp_nodelay"
         );
         assert_eq!(section("log"), ["format", "level"]);
         assert_eq!(

@@ -34,6 +34,9 @@ pub struct Config {
     pub log: LogConfig,
     /// Protocol limits (`limits.*`).
     pub limits: Limits,
+    /// Set `TCP_NODELAY` on pydevd's connection to debugpy's adapter (`tcp_nodelay`; see
+    /// [`crate::nodelay`]).
+    pub tcp_nodelay: bool,
 }
 
 /// One `path_mappings` entry.
@@ -220,6 +223,7 @@ impl Default for Config {
                 auth_failure_delay: Duration::from_secs(1),
                 frame_timeout: Duration::from_secs(30),
             },
+            tcp_nodelay: true,
         }
     }
 }

@@ -177,6 +177,7 @@ fn status_json(shared: &Shared, snapshot: &Snapshot, upstream: &UpstreamState) -
             "upstream": c.upstream,
             "upstream_timeout_seconds": c.upstream_timeout.as_secs_f64(),
             "wait": c.wait,
+            "tcp_nodelay": c.tcp_nodelay,
             "path_mappings": c.path_mappings.iter().map(|m| json!({
                 "local_root": m.local_root, "remote_root": m.remote_root
             })).collect::<Vec<_>>(),
@@ -214,6 +215,7 @@ fn status_json(shared: &Shared, snapshot: &Snapshot, upstream: &UpstreamState) -
             "growth_since_attach_bytes": snapshot.growth_since_attach,
         },
         "sessions": sessions,
+        "tcp_nodelay": shared.nodelay.json(),
     })
 }
 

@@ -1,0 +1,359 @@
+//! One look, every second, for pydevd's connections to debugpy's adapter, and the fix
+//! applied to the new ones. The steps, each done again only when its input changed:
+//!
+//! 1. `/proc/net/tcp{,6}`: the sockets listening on the upstream port (the adapter's
+//!    client port) and the established loopback connections;
+//! 2. when the listening socket is a new one (debugpy started or restarted): the
+//!    process holding it is the adapter, and its other listening ports are its internal
+//!    server ports (read from its `/proc/<pid>/fd`);
+//! 3. connections whose peer is one of those ports are pydevd's (the app's, and those of
+//!    debugged subprocesses). Nothing else is ever touched: the app's own sockets are
+//!    not connected to the adapter's internal ports;
+//! 4. for each such connection not handled yet: its holder and fd, then
+//!    [`pidfd::set_nodelay`], which checks the duplicate's two addresses before setting
+//!    anything.
+//!
+//! Steady state costs one read of the TCP tables a second.
+
+use std::collections::{HashMap, HashSet};
+use std::net::SocketAddr;
+use std::time::{Duration, Instant};
+
+use super::pidfd::{self, Holder, Outcome};
+use super::{Reason, SocketReport, Status};
+use crate::debuggee::discover::{self, TcpSocketState};
+
+/// debugpy's adapter as last found.
+#[derive(Debug)]
+struct Adapter {
+    /// The listening sockets on the upstream port it was found by.
+    listening: Vec<u64>,
+    /// Its pid.
+    pid: i32,
+    /// Its internal server ports.
+    server_ports: HashSet<u16>,
+}
+
+/// One pydevd connection and what was done to it.
+#[derive(Clone, Debug)]
+struct Handled {
+    /// Holder of the app's side.
+    holder: Option<Holder>,
+    /// The app's side.
+    local: SocketAddr,
+    /// The adapter's side.
+    remote: SocketAddr,
+    /// The result (`Gone` ones are looked at again).
+    outcome: Outcome,
+    /// The holder runs the `dap-sidecar launch` bootstrap.
+    launched: bool,
+}
+
+/// How long a failure to find the adapter stands before `/proc` is scanned again (a
+/// scan reads every process's fds).
+const RETRY_AFTER: Duration = Duration::from_secs(10);
+
+/// The state kept between looks.
+#[derive(Debug)]
+pub struct Scanner {
+    /// The upstream port (debugpy's client port).
+    port: u16,
+    /// The adapter, once found.
+    adapter: Option<Adapter>,
+    /// The last failure to find it: for which listening sockets, when, and its status.
+    failed: Option<(Vec<u64>, Instant, Status)>,
+    /// pydevd connections by socket inode.
+    handled: HashMap<u64, Handled>,
+}
+
+impl Scanner {
+    /// A scanner for debugpy listening on `port`.
+    pub fn new(port: u16) -> Scanner {
+        Scanner {
+            port,
+            adapter: None,
+            failed: None,
+            handled: HashMap::new(),
+        }
+    }
+
+    /// One look: applies the fix to new pydevd connections and says where things stand.
+    pub fn step(&mut self) -> Status {
+        let table = discover::tcp_sockets(|s| {
+            (s.state == TcpSocketState::Listen && s.local.port() == self.port)
+                || (s.state == TcpSocketState::Established && s.remote.ip().is_loopback())
+        });
+        let mut listening: Vec<u64> = table
+            .iter()
+            .filter(|s| s.state == TcpSocketState::Listen)
+            .map(|s| s.inode)
+            .collect();
+        listening.sort_unstable();
+        if listening.is_empty() {
+            self.adapter = None;
+            self.handled.clear();
+            return Status::new(
+                Reason::NoDebuggee,
+                format!("nothing listens on the upstream port {}", self.port),
+            );
+        }
+        if self
+            .adapter
+            .as_ref()
+            .is_none_or(|a| a.listening != listening)
+        {
+            self.handled.clear();
+            self.adapter = None;
+            if let Some((seen, at, status)) = &self.failed
+                && *seen == listening
+                && at.elapsed() < RETRY_AFTER
+            {
+                return status.clone();
+            }
+            match self.find_adapter(listening.clone()) {
+                Ok(adapter) => {
+                    self.adapter = Some(adapter);
+                    self.failed = None;
+                }
+                Err(status) => {
+                    self.failed = Some((listening, Instant::now(), status.clone()));
+                    return status;
+                }
+            }
+        }
+        let Some(adapter) = self.adapter.as_ref() else {
+            return Status::new(Reason::NoDebuggee, "debugpy's adapter not found".into());
+        };
+        let links: HashMap<u64, (SocketAddr, SocketAddr)> = table
+            .iter()
+            .filter(|s| {
+                s.state == TcpSocketState::Established
+                    && adapter.server_ports.contains(&s.remote.port())
+            })
+            .map(|s| (s.inode, (s.local, s.remote)))
+            .collect();
+        self.handled.retain(|inode, _| links.contains_key(inode));
+        let new: HashSet<u64> = links
+            .keys()
+            .filter(|inode| {
+                self.handled
+                    .get(inode)
+                    .is_none_or(|h| h.outcome == Outcome::Gone)
+            })
+            .copied()
+            .collect();
+        if !new.is_empty() {
+            let owners = pidfd::owners(&new);
+            for inode in new {
+                let (local, remote) = links[&inode];
+                let holder = owners.found.get(&inode).copied();
+                let outcome = match holder {
+                    Some(h) => pidfd::set_nodelay(h, local, remote),
+                    None if !owners.unreadable.is_empty() => Outcome::Refused(format!(
+                        "cannot read the fds of pid {}",
+                        list(&owners.unreadable)
+                    )),
+                    None => Outcome::Gone,
+                };
+                let launched =
+                    holder.is_some_and(|h| super::bootstrap::is_bootstrap(&pidfd::argv(h.pid)));
+                self.handled.insert(
+                    inode,
+                    Handled {
+                        holder,
+                        local,
+                        remote,
+                        outcome,
+                        launched,
+                    },
+                );
+            }
+        }
+        self.status()
+    }
+
+    /// The adapter as the holder of the upstream port's listening socket.
+    fn find_adapter(&self, listening: Vec<u64>) -> Result<Adapter, Status> {
+        let wanted: HashSet<u64> = listening.iter().copied().collect();
+        let owners = pidfd::owners(&wanted);
+        let Some(holder) = owners.found.values().next().copied() else {
+            if owners.unreadable.is_empty() {
+                return Err(Status::new(
+                    Reason::NoDebuggee,
+                    format!(
+                        "no process holds the socket listening on port {}",
+                        self.port
+                    ),
+                ));
+            }
+            return Err(not_permitted(&owners.unreadable, self.port));
+        };
+        let Some(inodes) = discover::socket_inodes(holder.pid) else {
+            return Err(not_permitted(&[holder.pid], self.port));
+        };
+        let server_ports: HashSet<u16> = discover::tcp_sockets(|s| {
+            s.state == TcpSocketState::Listen && inodes.contains(&s.inode)
+        })
+        .iter()
+        .map(|s| s.local.port())
+        .filter(|port| *port != self.port)
+        .collect();
+        if server_ports.is_empty() {
+            return Err(Status::new(
+                Reason::NoDebuggee,
+                format!(
+                    "debugpy's adapter (pid {}) has no internal server port yet",
+                    holder.pid
+                ),
+            ));
+        }
+        Ok(Adapter {
+            listening,
+            pid: holder.pid,
+            server_ports,
+        })
+    }
+
+    /// Where things stand for the connections found.
+    fn status(&self) -> Status {
+        let Some(adapter) = &self.adapter else {
+            return Status::new(Reason::NoDebuggee, "debugpy's adapter not found".into());
+        };
+        let mut handled: Vec<&Handled> = self.handled.values().collect();
+        handled.sort_by_key(|h| (h.holder.map(|h| h.pid), h.local.port()));
+        if handled.is_empty() {
+            return Status::new(
+                Reason::NoDebuggee,
+                format!(
+                    "no app is connected to debugpy's adapter (pid {}) yet",
+                    adapter.pid
+                ),
+            );
+        }
+        let sockets: Vec<SocketReport> = handled
+            .iter()
+            .map(|h| SocketReport {
+                pid: h.holder.map(|h| h.pid),
+                local: h.local,
+                remote: h.remote,
+                reason: reason_of(h),
+            })
+            .collect();
+        // The first socket not fixed decides; else the sidecar's own doing is named.
+        let worst = handled.iter().find(|h| !reason_of(h).active());
+        let (reason, detail) = match worst {
+            Some(h) => (reason_of(h), detail_of(h, self.port)),
+            None if sockets.iter().any(|s| s.reason == Reason::SetBySidecar) => (
+                Reason::SetBySidecar,
+                format!(
+                    "set by the sidecar on pydevd's connection{} to debugpy's adapter",
+                    plural(sockets.len())
+                ),
+            ),
+            None => (
+                Reason::AlreadySet,
+                format!(
+                    "already set on pydevd's connection{} to debugpy's adapter{}",
+                    plural(sockets.len()),
+                    if handled.iter().all(|h| h.launched) {
+                        " (by dap-sidecar launch)"
+                    } else {
+                        ""
+                    }
+                ),
+            ),
+        };
+        Status {
+            reason,
+            detail,
+            sockets,
+        }
+    }
+}
+
+/// The reason for one connection.
+fn reason_of(h: &Handled) -> Reason {
+    match &h.outcome {
+        Outcome::Set => Reason::SetBySidecar,
+        Outcome::AlreadySet => Reason::AlreadySet,
+        Outcome::Refused(_) if h.launched => Reason::Launcher,
+        Outcome::Refused(_) => Reason::NoPermission,
+        Outcome::Unsupported(_) => Reason::Unsupported,
+        Outcome::Gone => Reason::NoDebuggee,
+        Outcome::Failed(_) => Reason::Failed,
+    }
+}
+
+fn detail_of(h: &Handled, port: u16) -> String {
+    let pid = h.holder.map(|h| h.pid);
+    match &h.outcome {
+        Outcome::Refused(_) if h.launched => {
+            "set by dap-sidecar launch inside the app (the sidecar lacks the rights to check it)"
+                .into()
+        }
+        Outcome::Refused(why) => format!(
+            "{}: {why}. {}",
+            match pid {
+                Some(pid) => format!("cannot duplicate pydevd's socket in pid {pid}"),
+                None => "cannot find pydevd's socket".into(),
+            },
+            super::RIGHTS
+        ),
+        Outcome::Unsupported(why) => format!(
+            "{why}: pidfd_getfd needs Linux 5.6 or later and, in a container, CAP_SYS_PTRACE \
+             (start the app with dap-sidecar launch instead)"
+        ),
+        Outcome::Failed(why) => format!("cannot set it on pydevd's socket: {why}"),
+        Outcome::Gone => format!("pydevd's connection to debugpy (port {port}) went away"),
+        Outcome::Set | Outcome::AlreadySet => String::new(),
+    }
+}
+
+/// No rights over the processes that may be debugpy's: the app may still have been
+/// started by `dap-sidecar launch`, whose command line says so.
+fn not_permitted(pids: &[i32], port: u16) -> Status {
+    let launched = launched_app(port);
+    match launched {
+        Some(pid) => Status::new(
+            Reason::Launcher,
+            format!(
+                "set by dap-sidecar launch inside the app (pid {pid}); the sidecar lacks the \
+                 rights to check it"
+            ),
+        ),
+        None => Status::new(
+            Reason::NoPermission,
+            format!(
+                "the fds of {} cannot be read (another user's processes), so pydevd's socket \
+                 cannot be found. {}",
+                match pids {
+                    [pid] => format!("pid {pid}"),
+                    _ => format!("{} processes (pid {})", pids.len(), list(pids)),
+                },
+                super::RIGHTS
+            ),
+        ),
+    }
+}
+
+/// A process running the bootstrap with `--listen` on `port`.
+fn launched_app(port: u16) -> Option<i32> {
+    let all = procfs::process::all_processes().ok()?;
+    all.flatten().find_map(|p| {
+        let argv = p.cmdline().ok()?;
+        let listens = argv.windows(2).any(|w| {
+            w[0] == "--listen" && w[1].rsplit(':').next().and_then(|p| p.parse().ok()) == Some(port)
+        });
+        (listens && super::bootstrap::is_bootstrap(&argv)).then_some(p.pid)
+    })
+}
+
+fn list(pids: &[i32]) -> String {
+    let shown: Vec<String> = pids.iter().take(5).map(ToString::to_string).collect();
+    let more = if pids.len() > 5 { ", ..." } else { "" };
+    format!("{}{more}", shown.join(", "))
+}
+
+fn plural(n: usize) -> &'static str {
+    if n == 1 { "" } else { "s" }
+}

@@ -1,0 +1,363 @@
+//! `TCP_NODELAY` on pydevd's connection to debugpy's adapter (src/nodelay/), against
+//! real debugpy 1.8.22 and a real DAP client:
+//!
+//! - an app under plain `python -m debugpy --listen`: `stackTrace` p50 through the
+//!   sidecar at least 10x lower than directly to debugpy before the sidecar came; the
+//!   option set on pydevd's socket and on no other socket of the app (which holds a TCP
+//!   connection of its own);
+//! - an app under `dap-sidecar launch`: the bootstrap set the option before the sidecar
+//!   ran, and `stackTrace` p50 through the sidecar is at least 10x lower than directly
+//!   to an app under plain debugpy;
+//! - a sidecar without the rights (not root, the app root): `/status` and the metric say
+//!   "not applied" and why, and debugging works all the same.
+//!
+//! The sockets are inspected from the test itself, by duplicating the app's fds with
+//! `pidfd_getfd` and reading the option (the test runs as root, like CI).
+
+mod common;
+
+use std::io::Write;
+use std::net::{SocketAddr, TcpListener};
+use std::os::unix::fs::PermissionsExt;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use common::dap::DapClient;
+use common::{
+    App, SOON, Sidecar, break_line, http_get, mapping_yaml, python, sidecar_bin, upstream_yaml,
+};
+use serde_json::{Value, json};
+
+/// `stackTrace` round trips per measurement (each is about 44 ms without the fix).
+const ROUND_TRIPS: usize = 25;
+
+/// One TCP socket of a process, seen through a duplicate of its fd.
+#[derive(Debug)]
+struct Socket {
+    fd: i32,
+    local: SocketAddr,
+    peer: Option<SocketAddr>,
+    nodelay: bool,
+}
+
+/// Every TCP socket `pid` holds, with `TCP_NODELAY` read from a duplicate.
+fn tcp_sockets_of(pid: u32) -> Vec<Socket> {
+    use rustix::net::{SocketType, sockopt};
+    use rustix::process::{Pid, PidfdFlags, PidfdGetfdFlags, pidfd_getfd, pidfd_open};
+    let pidfd = pidfd_open(Pid::from_raw(pid as i32).expect("pid"), PidfdFlags::empty())
+        .expect("pidfd_open");
+    let mut out = Vec::new();
+    for entry in std::fs::read_dir(format!("/proc/{pid}/fd")).expect("fds") {
+        let entry = entry.expect("fd entry");
+        let target = std::fs::read_link(entry.path()).unwrap_or_default();
+        if !target.to_string_lossy().starts_with("socket:") {
+            continue;
+        }
+        let fd: i32 = entry.file_name().to_string_lossy().parse().expect("fd");
+        let Ok(dup) = pidfd_getfd(&pidfd, fd, PidfdGetfdFlags::empty()) else {
+            continue; // closed meanwhile
+        };
+        if sockopt::socket_type(&dup).ok() != Some(SocketType::STREAM) {
+            continue;
+        }
+        let addr = |a: Option<rustix::net::SocketAddrAny>| {
+            a.and_then(|a| SocketAddr::try_from(a).ok())
+                .map(|a| SocketAddr::new(a.ip().to_canonical(), a.port()))
+        };
+        let Some(local) = addr(rustix::net::getsockname(&dup).ok()) else {
+            continue; // a Unix socket
+        };
+        out.push(Socket {
+            fd,
+            local,
+            peer: addr(rustix::net::getpeername(&dup).ok().flatten()),
+            nodelay: sockopt::tcp_nodelay(&dup).expect("getsockopt"),
+        });
+    }
+    out
+}
+
+/// `stackTrace` round-trip times: attaches to `addr` with a breakpoint in main.py at
+/// `path`, waits for the stop, times [`ROUND_TRIPS`] requests, checks `variables` of the
+/// top frame work too, and disconnects (the app resumes).
+fn stack_traces(addr: SocketAddr, path: &str) -> Vec<Duration> {
+    let mut client = DapClient::connect(addr);
+    client.attach_with_breakpoint(json!({}), path, break_line());
+    let (thread, frame) = client.stopped_frame();
+    assert_eq!(frame["source"]["path"], path, "{frame}");
+    let mut times = Vec::with_capacity(ROUND_TRIPS);
+    for _ in 0..ROUND_TRIPS {
+        let started = Instant::now();
+        let r = client.request("stackTrace", json!({"threadId": thread}));
+        times.push(started.elapsed());
+        assert_eq!(r["success"], true, "{r}");
+    }
+    let frame = frame["id"].as_i64().expect("frame id");
+    assert!(client.evaluate("n", frame).parse::<i64>().is_ok());
+    let r = client.request("disconnect", json!({"terminateDebuggee": false}));
+    assert_eq!(r["success"], true, "{r}");
+    assert!(
+        client.closed(SOON),
+        "debugpy did not close after disconnect"
+    );
+    times
+}
+
+fn p50(mut times: Vec<Duration>) -> Duration {
+    times.sort();
+    times[times.len() / 2]
+}
+
+/// The sidecar in front of `app`, with the app's checkout mapped and `extra` config.
+fn sidecar_for(app: &App, extra: &str) -> Sidecar {
+    sidecar_wrapped(app, extra, |c| c)
+}
+
+fn sidecar_wrapped(app: &App, extra: &str, wrap: impl FnOnce(Command) -> Command) -> Sidecar {
+    Sidecar::start_with(
+        &format!(
+            "{}{}target:\n  sample_interval: 200ms\n{extra}",
+            upstream_yaml(app.port),
+            mapping_yaml(&app.local_root.display().to_string(), &app.remote_root),
+        ),
+        wrap,
+    )
+}
+
+/// Polls `/status` until its `tcp_nodelay` satisfies `done` (or the deadline); returns it.
+fn nodelay_status(sidecar: &Sidecar, done: impl Fn(&Value) -> bool) -> Value {
+    let deadline = Instant::now() + SOON;
+    loop {
+        let (_, body) = http_get(sidecar.http, "/status");
+        let status: Value = serde_json::from_str(&body).expect("status json");
+        let nodelay = status["tcp_nodelay"].clone();
+        if done(&nodelay) {
+            return nodelay;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "tcp_nodelay never got there: {nodelay:#}\n{}",
+            sidecar.log.all()
+        );
+        std::thread::sleep(Duration::from_millis(100)); // polling a condition with a deadline
+    }
+}
+
+/// The app's TCP sockets connected to a loopback peer other than `not_peer`: pydevd's
+/// connection to debugpy's adapter (the app's only other one).
+fn pydevd_socket(app: &App, not_peer: Option<SocketAddr>) -> Socket {
+    let deadline = Instant::now() + SOON;
+    loop {
+        let mut found: Vec<Socket> = tcp_sockets_of(app.pid())
+            .into_iter()
+            .filter(|s| {
+                s.peer
+                    .is_some_and(|p| p.ip().is_loopback() && Some(p) != not_peer)
+            })
+            .collect();
+        if found.len() == 1 {
+            return found.remove(0);
+        }
+        assert!(
+            found.len() < 2 && Instant::now() < deadline,
+            "pydevd's socket not found alone: {found:?}"
+        );
+        std::thread::sleep(Duration::from_millis(50)); // polling a condition with a deadline
+    }
+}
+
+fn ratio(direct: Duration, through: Duration) -> f64 {
+    direct.as_secs_f64() / through.as_secs_f64().max(1e-9)
+}
+
+#[test]
+#[ignore = "real debugpy (a Python venv from PyPI) and root (pidfd_getfd on the app): run by scripts/test.sh"]
+fn plain_debugpy_gets_nodelay_on_pydevds_socket_only_and_answers_10x_faster() {
+    // The app holds a loopback TCP connection of its own, to this listener.
+    let own = TcpListener::bind("127.0.0.1:0").expect("listener");
+    let own_addr = own.local_addr().expect("addr");
+    let mut app = App::prepare();
+    let script = "import socket, sys\n\
+                  own = socket.create_connection(('127.0.0.1', int(sys.argv[1])))\n\
+                  print('own socket', own.getsockname()[1], flush=True)\n\
+                  import main\n\
+                  main.main()\n";
+    std::fs::File::create(app.remote_root.join("own_socket.py"))
+        .and_then(|mut f| f.write_all(script.as_bytes()))
+        .expect("write script");
+    let port = own_addr.port().to_string();
+    app.launch_full(None, "127.0.0.1", "own_socket.py", &[&port], "app started");
+    let (_accepted, _) = own.accept().expect("the app's own connection");
+
+    let before = pydevd_socket(&app, Some(own_addr));
+    assert!(
+        !before.nodelay,
+        "debugpy 1.8.22 sets no TCP_NODELAY itself: {before:?}"
+    );
+    let remote_main = app.remote_root.join("main.py").display().to_string();
+    let direct = p50(stack_traces(
+        SocketAddr::from(([127, 0, 0, 1], app.port)),
+        &remote_main,
+    ));
+
+    let sidecar = sidecar_for(&app, "");
+    let status = nodelay_status(&sidecar, |s| s["reason"] != "no_debuggee");
+    assert_eq!(status["reason"], "set_by_sidecar", "{status:#}");
+    assert_eq!(status["active"], true);
+    assert_eq!(status["sockets"][0]["pid"], app.pid(), "{status:#}");
+
+    // The option is on pydevd's socket, and on no other TCP socket of the app.
+    let sockets = tcp_sockets_of(app.pid());
+    let pydevd: Vec<&Socket> = sockets.iter().filter(|s| s.fd == before.fd).collect();
+    assert_eq!(pydevd.len(), 1, "{sockets:?}");
+    assert!(pydevd[0].nodelay, "pydevd's socket: {sockets:?}");
+    assert_eq!(
+        status["sockets"][0]["local"],
+        pydevd[0].local.to_string(),
+        "the sidecar reports the socket it set"
+    );
+    let own_socket: Vec<&Socket> = sockets
+        .iter()
+        .filter(|s| s.peer == Some(own_addr))
+        .collect();
+    assert_eq!(own_socket.len(), 1, "the app's own connection: {sockets:?}");
+    for other in sockets.iter().filter(|s| s.fd != before.fd) {
+        assert!(!other.nodelay, "an app socket was touched: {other:?}");
+    }
+    let metrics = http_get(sidecar.http, "/metrics").1;
+    assert!(
+        metrics.contains("dap_sidecar_debugpy_nodelay{reason=\"set_by_sidecar\"} 1"),
+        "{metrics}"
+    );
+
+    let through = p50(stack_traces(sidecar.addr, &app.local_main()));
+    println!(
+        "plain debugpy: stackTrace p50 directly (no TCP_NODELAY) {direct:?}, through the \
+         sidecar (TCP_NODELAY set by the sidecar) {through:?}: {:.0}x",
+        ratio(direct, through)
+    );
+    assert!(
+        direct >= through * 10,
+        "stackTrace p50: direct {direct:?}, through the sidecar {through:?}"
+    );
+}
+
+#[test]
+#[ignore = "real debugpy (a Python venv from PyPI) and root (pidfd_getfd on the app): run by scripts/test.sh"]
+fn an_app_under_dap_sidecar_launch_has_nodelay_from_the_start_and_answers_10x_faster() {
+    // The baseline: the same app under plain debugpy, directly.
+    let plain = App::start();
+    let direct = p50(stack_traces(
+        SocketAddr::from(([127, 0, 0, 1], plain.port)),
+        &plain.remote_root.join("main.py").display().to_string(),
+    ));
+
+    let mut app = App::prepare();
+    let mut cmd = Command::new(sidecar_bin());
+    cmd.arg("launch")
+        .arg("--upstream")
+        .arg(format!("127.0.0.1:{}", app.port))
+        .arg("--")
+        .arg(python())
+        .arg(app.remote_root.join("main.py"));
+    app.launch_command(cmd);
+    assert!(
+        app.stdout.wait("app started", SOON).is_some(),
+        "{}",
+        app.stdout.all()
+    );
+    assert!(
+        !app.stdout.all().contains("not applied"),
+        "{}",
+        app.stdout.all()
+    );
+    // Set by the bootstrap in the app, before any sidecar ran.
+    let socket = pydevd_socket(&app, None);
+    assert!(socket.nodelay, "pydevd's socket: {socket:?}");
+
+    let sidecar = sidecar_for(&app, "");
+    let status = nodelay_status(&sidecar, |s| s["reason"] != "no_debuggee");
+    assert_eq!(status["reason"], "already_set", "{status:#}");
+    assert!(
+        status["detail"]
+            .as_str()
+            .is_some_and(|d| d.contains("dap-sidecar launch")),
+        "{status:#}"
+    );
+    let through = p50(stack_traces(sidecar.addr, &app.local_main()));
+    println!(
+        "dap-sidecar launch: stackTrace p50 directly to plain debugpy {direct:?}, through the \
+         sidecar to the launched app {through:?}: {:.0}x",
+        ratio(direct, through)
+    );
+    assert!(
+        direct >= through * 10,
+        "stackTrace p50: direct {direct:?}, through the sidecar {through:?}"
+    );
+}
+
+#[test]
+#[ignore = "real debugpy (a Python venv from PyPI), root and setpriv (a non-root sidecar): run by scripts/test.sh"]
+fn a_sidecar_without_the_rights_says_not_applied_and_still_debugs() {
+    let app = App::start();
+    let sidecar = sidecar_wrapped(&app, "", |cmd| {
+        // As `nobody`: it must be able to read its config.
+        let args: Vec<_> = cmd.get_args().map(ToOwned::to_owned).collect();
+        if let Some(i) = args.iter().position(|a| a == "--config") {
+            std::fs::set_permissions(&args[i + 1], std::fs::Permissions::from_mode(0o644))
+                .expect("chmod config");
+        }
+        let mut wrapped = Command::new("setpriv");
+        wrapped
+            .args(["--reuid=65534", "--regid=65534", "--clear-groups", "--"])
+            .arg(cmd.get_program())
+            .args(&args);
+        for (key, value) in cmd.get_envs() {
+            match value {
+                Some(v) => wrapped.env(key, v),
+                None => wrapped.env_remove(key),
+            };
+        }
+        wrapped.stdout(Stdio::null()).stderr(Stdio::piped());
+        wrapped
+    });
+    let status = nodelay_status(&sidecar, |s| s["reason"] != "no_debuggee");
+    assert_eq!(status["reason"], "no_permission", "{status:#}");
+    assert_eq!(status["active"], false);
+    let detail = status["detail"].as_str().unwrap_or_default();
+    for needle in [
+        "cap_add: [SYS_PTRACE]",
+        "capabilities: {add: [SYS_PTRACE]}",
+        "dap-sidecar launch",
+    ] {
+        assert!(detail.contains(needle), "{needle} missing: {detail}");
+    }
+    let metrics = http_get(sidecar.http, "/metrics").1;
+    assert!(
+        metrics.contains("dap_sidecar_debugpy_nodelay{reason=\"no_permission\"} 0"),
+        "{metrics}"
+    );
+    assert!(
+        sidecar
+            .log
+            .wait("TCP_NODELAY not applied", SOON)
+            .is_some_and(|l| l.contains("no_permission")),
+        "{}",
+        sidecar.log.all()
+    );
+    // Said once, not every second.
+    let times = stack_traces(sidecar.addr, &app.local_main());
+    assert_eq!(times.len(), ROUND_TRIPS);
+    assert_eq!(
+        sidecar.log.all().matches("TCP_NODELAY not applied").count(),
+        1,
+        "{}",
+        sidecar.log.all()
+    );
+    // Untouched: the sidecar could not, and the app's socket says so.
+    assert!(!pydevd_socket(&app, None).nodelay);
+    println!(
+        "non-root sidecar: stackTrace p50 {:?} (no TCP_NODELAY)",
+        p50(times)
+    );
+}
