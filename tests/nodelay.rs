@@ -300,27 +300,7 @@ fn an_app_under_dap_sidecar_launch_has_nodelay_from_the_start_and_answers_10x_fa
 #[ignore = "real debugpy (a Python venv from PyPI), root and setpriv (a non-root sidecar): run by scripts/test.sh"]
 fn a_sidecar_without_the_rights_says_not_applied_and_still_debugs() {
     let app = App::start();
-    let sidecar = sidecar_wrapped(&app, "", |cmd| {
-        // As `nobody`: it must be able to read its config.
-        let args: Vec<_> = cmd.get_args().map(ToOwned::to_owned).collect();
-        if let Some(i) = args.iter().position(|a| a == "--config") {
-            std::fs::set_permissions(&args[i + 1], std::fs::Permissions::from_mode(0o644))
-                .expect("chmod config");
-        }
-        let mut wrapped = Command::new("setpriv");
-        wrapped
-            .args(["--reuid=65534", "--regid=65534", "--clear-groups", "--"])
-            .arg(cmd.get_program())
-            .args(&args);
-        for (key, value) in cmd.get_envs() {
-            match value {
-                Some(v) => wrapped.env(key, v),
-                None => wrapped.env_remove(key),
-            };
-        }
-        wrapped.stdout(Stdio::null()).stderr(Stdio::piped());
-        wrapped
-    });
+    let sidecar = sidecar_wrapped(&app, "", as_nobody);
     let status = nodelay_status(&sidecar, |s| s["reason"] != "no_debuggee");
     assert_eq!(status["reason"], "no_permission", "{status:#}");
     assert_eq!(status["active"], false);
@@ -359,5 +339,167 @@ fn a_sidecar_without_the_rights_says_not_applied_and_still_debugs() {
     println!(
         "non-root sidecar: stackTrace p50 {:?} (no TCP_NODELAY)",
         p50(times)
+    );
+}
+
+/// Runs `sidecar` as `nobody` (the app stays root), with its config made readable.
+fn as_nobody(cmd: Command) -> Command {
+    let args: Vec<_> = cmd.get_args().map(ToOwned::to_owned).collect();
+    if let Some(i) = args.iter().position(|a| a == "--config") {
+        std::fs::set_permissions(&args[i + 1], std::fs::Permissions::from_mode(0o644))
+            .expect("chmod config");
+    }
+    let mut wrapped = Command::new("setpriv");
+    wrapped
+        .args(["--reuid=65534", "--regid=65534", "--clear-groups", "--"])
+        .arg(cmd.get_program())
+        .args(&args);
+    for (key, value) in cmd.get_envs() {
+        match value {
+            Some(v) => wrapped.env(key, v),
+            None => wrapped.env_remove(key),
+        };
+    }
+    wrapped.stdout(Stdio::null()).stderr(Stdio::piped());
+    wrapped
+}
+
+/// `dap-sidecar launch -- python main.py` for `app`.
+fn launch(app: &mut App) {
+    let mut cmd = Command::new(sidecar_bin());
+    cmd.arg("launch")
+        .arg("--upstream")
+        .arg(format!("127.0.0.1:{}", app.port))
+        .arg("--")
+        .arg(python())
+        .arg(app.remote_root.join("main.py"));
+    app.launch_command(cmd);
+    assert!(
+        app.stdout.wait("app started", SOON).is_some(),
+        "{}",
+        app.stdout.all()
+    );
+}
+
+#[test]
+#[ignore = "real debugpy (a Python venv from PyPI), root and setpriv (a non-root sidecar): run by scripts/test.sh"]
+fn a_sidecar_without_the_rights_trusts_dap_sidecar_launch_and_says_so() {
+    let mut app = App::prepare();
+    launch(&mut app);
+    let sidecar = sidecar_wrapped(&app, "", as_nobody);
+    let status = nodelay_status(&sidecar, |s| s["reason"] != "no_debuggee");
+    assert_eq!(status["reason"], "launcher", "{status:#}");
+    assert_eq!(status["active"], true);
+    let detail = status["detail"].as_str().unwrap_or_default();
+    assert!(
+        detail.contains(&format!("pid {}", app.pid())) && detail.contains("lacks the rights"),
+        "{detail}"
+    );
+    // And it is so: the bootstrap set it.
+    assert!(pydevd_socket(&app, None).nodelay);
+    let through = p50(stack_traces(sidecar.addr, &app.local_main()));
+    println!("non-root sidecar, app under dap-sidecar launch: stackTrace p50 {through:?}");
+}
+
+#[test]
+#[ignore = "real debugpy (a Python venv from PyPI) and root (pidfd_getfd on the app): run by scripts/test.sh"]
+fn a_restarted_debugpy_and_its_debugged_subprocess_get_nodelay_again() {
+    let mut app = App::start();
+    let sidecar = sidecar_for(&app, "");
+    let first = nodelay_status(&sidecar, |s| s["reason"] == "set_by_sidecar");
+    let first_local = first["sockets"][0]["local"].clone();
+    app.kill();
+    // The same port, now with a debugged subprocess: two pydevd connections.
+    app.launch_script(None, "spawn.py", "app started");
+    let child_pids = |s: &Value| -> Vec<i64> {
+        s["sockets"]
+            .as_array()
+            .map(|a| a.iter().filter_map(|s| s["pid"].as_i64()).collect())
+            .unwrap_or_default()
+    };
+    let second = nodelay_status(&sidecar, |s| {
+        s["reason"] == "set_by_sidecar" && child_pids(s).len() == 2
+    });
+    let pids = child_pids(&second);
+    assert!(pids.contains(&i64::from(app.pid())), "{second:#}");
+    assert_ne!(second["sockets"][0]["local"], first_local);
+    for s in second["sockets"].as_array().into_iter().flatten() {
+        assert_eq!(s["reason"], "set_by_sidecar", "{second:#}");
+    }
+    for pid in pids {
+        let pid = u32::try_from(pid).expect("pid");
+        let socket = tcp_sockets_of(pid)
+            .into_iter()
+            .find(|s| {
+                s.peer.map(|p| p.to_string())
+                    == second["sockets"][0]["remote"].as_str().map(str::to_owned)
+            })
+            .unwrap_or_else(|| panic!("no pydevd socket in pid {pid}"));
+        assert!(socket.nodelay, "pid {pid}: {socket:?}");
+        if pid != app.pid() {
+            let _ = Command::new("kill").arg(pid.to_string()).status(); // the debugged child
+        }
+    }
+}
+
+#[test]
+#[ignore = "Python 3 (a stand-in debugpy without the hook point): run by scripts/test.sh"]
+fn without_the_hook_point_launch_says_why_once_and_starts_debugpy_as_usual() {
+    // A debugpy whose pydevd has no start_client; its CLI prints what it was given.
+    let fake = tempfile::tempdir().expect("tempdir");
+    let files = [
+        ("debugpy/__init__.py", "__version__ = '0.0-stand-in'\n"),
+        (
+            "debugpy/__main__.py",
+            "import os, sys\nprint('debugpy cli', os.getpid(), sys.argv[1:], flush=True)\n\
+             print('orig_argv', sys.orig_argv[1:], flush=True)\n",
+        ),
+        ("debugpy/server/__init__.py", ""),
+        ("debugpy/server/cli.py", ""),
+        ("pydevd.py", ""),
+        ("_pydevd_bundle/__init__.py", ""),
+        ("_pydevd_bundle/pydevd_comm.py", ""),
+    ];
+    for (path, text) in files {
+        let path = fake.path().join(path);
+        std::fs::create_dir_all(path.parent().expect("dir")).expect("mkdir");
+        std::fs::write(path, text).expect("write");
+    }
+    let mut app = App::prepare();
+    let mut cmd = Command::new(sidecar_bin());
+    cmd.args([
+        "launch",
+        "--upstream",
+        "127.0.0.1:5999",
+        "--",
+        "python3",
+        "-u",
+        "main.py",
+        "--x",
+    ])
+    .env("PYTHONPATH", fake.path());
+    app.launch_command(cmd);
+    let cli = app
+        .stdout
+        .wait("debugpy cli", SOON)
+        .unwrap_or_else(|| panic!("{}", app.stdout.all()));
+    assert_eq!(
+        cli,
+        format!(
+            "debugpy cli {} ['--listen', '127.0.0.1:5999', 'main.py', '--x']",
+            app.pid()
+        ),
+        "same pid, same arguments as `python -m debugpy`"
+    );
+    let orig = app.stdout.wait("orig_argv", SOON).expect("orig_argv");
+    assert!(
+        orig.contains("'-u', '-Xfrozen_modules=off', '-X', 'dap_sidecar_nodelay=no_hook', '-m', 'debugpy', '--listen'"),
+        "{orig}"
+    );
+    let all = app.stdout.all();
+    assert_eq!(all.matches("TCP_NODELAY not applied").count(), 1, "{all}");
+    assert!(
+        all.contains("debugpy 0.0-stand-in has no pydevd_comm.start_client"),
+        "{all}"
     );
 }

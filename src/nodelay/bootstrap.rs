@@ -8,8 +8,11 @@
 //!
 //! The hook point is `_pydevd_bundle.pydevd_comm.start_client`, called through the name
 //! `pydevd.start_client` (debugpy 1.8.22; see docs/DEBUGPY.md). If it is missing, the
-//! bootstrap writes one line to stderr saying why and starts debugpy unchanged; the
-//! sidecar then sets the option itself if it has the rights ([`super::pidfd`]).
+//! bootstrap writes one line to stderr saying why and `exec`s (same pid) today's command
+//! line plus `-X dap_sidecar_nodelay=<code>`, an option Python ignores: debugpy starts
+//! unchanged, and the sidecar, which can read any command line, can say why the fix is
+//! off even without the rights to look at the socket ([`Launch::Failed`]). With the
+//! rights it sets the option itself ([`super::pidfd`]).
 //!
 //! Only the process started this way is changed. debugpy's adapter is started by
 //! debugpy with `sys.executable` and its own script, and debugged subprocesses get
@@ -24,10 +27,30 @@ pub const BOOTSTRAP: &str = include_str!("bootstrap.py");
 pub const MARKER: &str =
     "# dap-sidecar launch: debugpy's CLI with TCP_NODELAY on pydevd's connection to its adapter";
 
-/// Whether a process's argument vector runs the bootstrap.
-pub fn is_bootstrap<S: AsRef<str>>(argv: &[S]) -> bool {
+/// The `-X` option the bootstrap adds when it could not install the hook.
+const FAILED: &str = "dap_sidecar_nodelay=";
+
+/// What a process's command line says about `dap-sidecar launch`'s fix.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Launch {
+    /// It runs the bootstrap: the option is set as pydevd connects.
+    Bootstrap,
+    /// The bootstrap could not install its hook (the code: `no_hook`, `no_pydevd`) and
+    /// started debugpy as usual.
+    Failed(String),
+}
+
+/// What `argv` says about the launcher's fix; `None` for a process it did not start
+/// (or started with `tcp_nodelay: false`).
+pub fn launch_of<S: AsRef<str>>(argv: &[S]) -> Option<Launch> {
     argv.windows(2)
-        .any(|w| w[0].as_ref() == "-c" && w[1].as_ref().starts_with(MARKER))
+        .find_map(|w| match (w[0].as_ref(), w[1].as_ref()) {
+            ("-c", code) if code.starts_with(MARKER) => Some(Launch::Bootstrap),
+            ("-X", option) => option
+                .strip_prefix(FAILED)
+                .map(|code| Launch::Failed(code.to_owned())),
+            _ => None,
+        })
 }
 
 #[cfg(test)]
@@ -38,12 +61,27 @@ mod tests {
     fn the_marker_opens_the_bootstrap_and_is_recognised() {
         assert!(BOOTSTRAP.starts_with(MARKER));
         assert!(BOOTSTRAP.contains("runpy._run_module_as_main(\"debugpy\""));
-        assert!(is_bootstrap(&[
-            "python", "-X", "dev", "-c", BOOTSTRAP, "--listen"
-        ]));
-        assert!(!is_bootstrap(&["python", "-c", "print(1)", MARKER]));
-        assert!(!is_bootstrap(&[
-            "python", "-m", "debugpy", "--listen", "5679"
-        ]));
+        let launched = ["python", "-X", "dev", "-c", BOOTSTRAP, "--listen", "5679"];
+        assert_eq!(launch_of(&launched), Some(Launch::Bootstrap));
+        assert_eq!(launch_of(&["python", "-c", "print(1)", MARKER]), None);
+        let plain = ["python", "-X", "dev", "-m", "debugpy", "--listen", "5679"];
+        assert_eq!(launch_of(&plain), None);
+        let fell_back = [
+            "python",
+            "-X",
+            "dap_sidecar_nodelay=no_hook",
+            "-m",
+            "debugpy",
+        ];
+        assert_eq!(
+            launch_of(&fell_back),
+            Some(Launch::Failed("no_hook".into()))
+        );
+        // The bootstrap writes exactly that option, and finds itself by the marker.
+        assert!(BOOTSTRAP.contains(&format!("\"{FAILED}\" + code")));
+        assert!(BOOTSTRAP.contains("marker = \"# dap-sidecar launch:\""));
+        assert!(MARKER.starts_with("# dap-sidecar launch:"));
+        // Discovery reads `--listen PORT` from command lines: the code must not say it.
+        assert!(!BOOTSTRAP.contains("--listen"));
     }
 }

@@ -62,6 +62,9 @@ pub enum Reason {
     Launcher,
     /// Not applied: the sidecar may not read or duplicate the app's sockets.
     NoPermission,
+    /// Not applied: `dap-sidecar launch` could not hook debugpy (its log says why), and
+    /// the sidecar may not set the option itself.
+    LauncherFailed,
     /// Not applied: no `pidfd_getfd` (Linux before 5.6, or a seccomp filter).
     Unsupported,
     /// Not applied: another error.
@@ -78,6 +81,7 @@ impl Reason {
             Reason::AlreadySet => "already_set",
             Reason::Launcher => "launcher",
             Reason::NoPermission => "no_permission",
+            Reason::LauncherFailed => "launcher_failed",
             Reason::Unsupported => "unsupported",
             Reason::Failed => "failed",
         }
@@ -181,7 +185,10 @@ impl Nodelay {
         }
         let reason = new.reason.label();
         match new.reason {
-            Reason::NoPermission | Reason::Unsupported | Reason::Failed => warn!(
+            Reason::NoPermission
+            | Reason::LauncherFailed
+            | Reason::Unsupported
+            | Reason::Failed => warn!(
                 reason,
                 detail = %new.detail,
                 "TCP_NODELAY not applied: debugpy answers each request about 40 ms late"

@@ -19,6 +19,7 @@ use std::collections::{HashMap, HashSet};
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
+use super::bootstrap::{Launch, launch_of};
 use super::pidfd::{self, Holder, Outcome};
 use super::{Reason, SocketReport, Status};
 use crate::debuggee::discover::{self, TcpSocketState};
@@ -45,8 +46,8 @@ struct Handled {
     remote: SocketAddr,
     /// The result (`Gone` ones are looked at again).
     outcome: Outcome,
-    /// The holder runs the `dap-sidecar launch` bootstrap.
-    launched: bool,
+    /// What the holder's command line says about `dap-sidecar launch`.
+    launch: Option<Launch>,
 }
 
 /// How long a failure to find the adapter stands before `/proc` is scanned again (a
@@ -155,8 +156,7 @@ impl Scanner {
                     )),
                     None => Outcome::Gone,
                 };
-                let launched =
-                    holder.is_some_and(|h| super::bootstrap::is_bootstrap(&pidfd::argv(h.pid)));
+                let launch = holder.and_then(|h| launch_of(&pidfd::argv(h.pid)));
                 self.handled.insert(
                     inode,
                     Handled {
@@ -164,7 +164,7 @@ impl Scanner {
                         local,
                         remote,
                         outcome,
-                        launched,
+                        launch,
                     },
                 );
             }
@@ -255,7 +255,7 @@ impl Scanner {
                 format!(
                     "already set on pydevd's connection{} to debugpy's adapter{}",
                     plural(sockets.len()),
-                    if handled.iter().all(|h| h.launched) {
+                    if handled.iter().all(|h| h.launch == Some(Launch::Bootstrap)) {
                         " (by dap-sidecar launch)"
                     } else {
                         ""
@@ -276,8 +276,11 @@ fn reason_of(h: &Handled) -> Reason {
     match &h.outcome {
         Outcome::Set => Reason::SetBySidecar,
         Outcome::AlreadySet => Reason::AlreadySet,
-        Outcome::Refused(_) if h.launched => Reason::Launcher,
-        Outcome::Refused(_) => Reason::NoPermission,
+        Outcome::Refused(_) => match h.launch {
+            Some(Launch::Bootstrap) => Reason::Launcher,
+            Some(Launch::Failed(_)) => Reason::LauncherFailed,
+            None => Reason::NoPermission,
+        },
         Outcome::Unsupported(_) => Reason::Unsupported,
         Outcome::Gone => Reason::NoDebuggee,
         Outcome::Failed(_) => Reason::Failed,
@@ -287,10 +290,7 @@ fn reason_of(h: &Handled) -> Reason {
 fn detail_of(h: &Handled, port: u16) -> String {
     let pid = h.holder.map(|h| h.pid);
     match &h.outcome {
-        Outcome::Refused(_) if h.launched => {
-            "set by dap-sidecar launch inside the app (the sidecar lacks the rights to check it)"
-                .into()
-        }
+        Outcome::Refused(_) if h.launch.is_some() => launcher(pid, h.launch.as_ref()),
         Outcome::Refused(why) => format!(
             "{}: {why}. {}",
             match pid {
@@ -312,15 +312,14 @@ fn detail_of(h: &Handled, port: u16) -> String {
 /// No rights over the processes that may be debugpy's: the app may still have been
 /// started by `dap-sidecar launch`, whose command line says so.
 fn not_permitted(pids: &[i32], port: u16) -> Status {
-    let launched = launched_app(port);
-    match launched {
-        Some(pid) => Status::new(
-            Reason::Launcher,
-            format!(
-                "set by dap-sidecar launch inside the app (pid {pid}); the sidecar lacks the \
-                 rights to check it"
-            ),
-        ),
+    match launched_app(port) {
+        Some((pid, launch)) => {
+            let reason = match launch {
+                Launch::Bootstrap => Reason::Launcher,
+                Launch::Failed(_) => Reason::LauncherFailed,
+            };
+            Status::new(reason, launcher(Some(pid), Some(&launch)))
+        }
         None => Status::new(
             Reason::NoPermission,
             format!(
@@ -336,15 +335,32 @@ fn not_permitted(pids: &[i32], port: u16) -> Status {
     }
 }
 
-/// A process running the bootstrap with `--listen` on `port`.
-fn launched_app(port: u16) -> Option<i32> {
+/// The detail for an app started by `dap-sidecar launch` whose socket the sidecar may
+/// not look at.
+fn launcher(pid: Option<i32>, launch: Option<&Launch>) -> String {
+    let pid = pid.map(|p| format!(" (pid {p})")).unwrap_or_default();
+    match launch {
+        Some(Launch::Failed(code)) => format!(
+            "dap-sidecar launch could not set it in the app{pid} ({code}; the app's log says \
+             why), and the sidecar lacks the rights to set it itself. {}",
+            super::RIGHTS
+        ),
+        _ => format!(
+            "set by dap-sidecar launch inside the app{pid}; the sidecar lacks the rights to \
+             check it"
+        ),
+    }
+}
+
+/// A process started by `dap-sidecar launch` with `--listen` on `port`.
+fn launched_app(port: u16) -> Option<(i32, Launch)> {
     let all = procfs::process::all_processes().ok()?;
     all.flatten().find_map(|p| {
         let argv = p.cmdline().ok()?;
         let listens = argv.windows(2).any(|w| {
             w[0] == "--listen" && w[1].rsplit(':').next().and_then(|p| p.parse().ok()) == Some(port)
         });
-        (listens && super::bootstrap::is_bootstrap(&argv)).then_some(p.pid)
+        Some(p.pid).zip(launch_of(&argv).filter(|_| listens))
     })
 }
 
