@@ -503,3 +503,85 @@ fn without_the_hook_point_launch_says_why_once_and_starts_debugpy_as_usual() {
         "{all}"
     );
 }
+
+/// Step cycles as VS Code runs them (`next`, `stopped`, `threads`, `stackTrace`,
+/// `scopes`, `variables`), timed, in one session to `addr` stopped in main.py at `path`.
+/// `before` runs once the app is stopped, before the timing.
+fn step_cycles(addr: SocketAddr, path: &str, n: usize, before: impl FnOnce()) -> Vec<Duration> {
+    let mut client = DapClient::connect(addr);
+    client.attach_with_breakpoint(json!({}), path, break_line());
+    let (thread, _) = client.stopped_frame();
+    before();
+    let mut times = Vec::with_capacity(n);
+    for _ in 0..n {
+        let started = Instant::now();
+        let next = client.send("next", json!({"threadId": thread}));
+        assert_eq!(client.response(next, SOON)["success"], true);
+        client.event("stopped", SOON).expect("stopped after next");
+        client.request("threads", json!({}));
+        let trace = client.request("stackTrace", json!({"threadId": thread, "levels": 20}));
+        let frame = trace["body"]["stackFrames"][0]["id"]
+            .as_i64()
+            .expect("frame");
+        let scopes = client.request("scopes", json!({"frameId": frame}));
+        let locals = scopes["body"]["scopes"][0]["variablesReference"].clone();
+        let vars = client.request("variables", json!({"variablesReference": locals}));
+        times.push(started.elapsed());
+        assert_eq!(vars["success"], true, "{vars}");
+    }
+    let r = client.request("disconnect", json!({"terminateDebuggee": false}));
+    assert_eq!(r["success"], true, "{r}");
+    assert!(
+        client.closed(SOON),
+        "debugpy did not close after disconnect"
+    );
+    times
+}
+
+#[test]
+#[ignore = "real debugpy (a Python venv from PyPI) and root (pidfd_getfd on debugpy): run by scripts/test.sh"]
+fn the_adapters_side_of_the_sidecars_connection_gets_nodelay_and_a_step_is_fast() {
+    let app = App::start();
+    let remote_main = app.remote_root.join("main.py").display().to_string();
+    let direct = p50(step_cycles(
+        SocketAddr::from(([127, 0, 0, 1], app.port)),
+        &remote_main,
+        4,
+        || {},
+    ));
+    let sidecar = sidecar_for(&app, "");
+    nodelay_status(&sidecar, |s| s["reason"] == "set_by_sidecar");
+    let through = p50(step_cycles(sidecar.addr, &app.local_main(), 8, || {
+        let status = nodelay_status(&sidecar, |s| s["adapter_client_sockets"] == 1);
+        let (_, body) = http_get(sidecar.http, "/status");
+        let full: Value = serde_json::from_str(&body).expect("status");
+        let adapter = u32::try_from(full["target"]["adapter"]["pid"].as_u64().expect("adapter"))
+            .expect("pid");
+        let pydevd_server = status["sockets"][0]["remote"].as_str().expect("remote");
+        // The adapter's side of the sidecar's connection has it; its pydevd side does not.
+        let sockets = tcp_sockets_of(adapter);
+        let client_side: Vec<&Socket> = sockets
+            .iter()
+            .filter(|s| s.local.port() == app.port && s.peer.is_some())
+            .collect();
+        assert_eq!(client_side.len(), 1, "{sockets:?}");
+        assert!(client_side[0].nodelay, "{sockets:?}");
+        for s in sockets
+            .iter()
+            .filter(|s| s.local.to_string() == pydevd_server)
+        {
+            assert!(
+                !s.nodelay,
+                "the adapter's side of pydevd's connection: {s:?}"
+            );
+        }
+    }));
+    println!(
+        "step cycle p50: directly {direct:?}, through the sidecar with TCP_NODELAY {through:?}: {:.0}x",
+        ratio(direct, through)
+    );
+    assert!(
+        direct >= through * 10,
+        "step cycle p50: direct {direct:?}, through the sidecar {through:?}"
+    );
+}

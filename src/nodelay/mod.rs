@@ -118,6 +118,10 @@ pub struct Status {
     pub detail: String,
     /// The pydevd connections found.
     pub sockets: Vec<SocketReport>,
+    /// The adapter's client connections (the sidecar's) with the option set: debugpy
+    /// writes a step's answer and events separately, which waits for the client's
+    /// delayed ACK without it.
+    pub adapter_sockets: usize,
 }
 
 impl Status {
@@ -127,6 +131,7 @@ impl Status {
             reason,
             detail,
             sockets: Vec::new(),
+            adapter_sockets: 0,
         }
     }
 }
@@ -206,6 +211,7 @@ impl Nodelay {
             "reason": s.reason,
             "detail": s.detail,
             "sockets": s.sockets,
+            "adapter_client_sockets": s.adapter_sockets,
         })
     }
 

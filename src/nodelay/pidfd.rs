@@ -66,6 +66,21 @@ pub fn owners(inodes: &HashSet<u64>) -> Owners {
     out
 }
 
+/// Where `pid` holds any of `inodes` (empty if its fds cannot be read).
+pub fn fds_of(pid: i32, inodes: &HashSet<u64>) -> HashMap<u64, Holder> {
+    let Ok(fds) = procfs::process::Process::new(pid).and_then(|p| p.fd()) else {
+        return HashMap::new();
+    };
+    fds.flatten()
+        .filter_map(|fd| match fd.target {
+            FDTarget::Socket(inode) if inodes.contains(&inode) => {
+                Some((inode, Holder { pid, fd: fd.fd }))
+            }
+            _ => None,
+        })
+        .collect()
+}
+
 /// The raw command line of `pid` (readable without rights), empty if gone.
 pub fn argv(pid: i32) -> Vec<String> {
     procfs::process::Process::new(pid)

@@ -22,7 +22,7 @@ use std::time::{Duration, Instant};
 use super::bootstrap::{Launch, launch_of};
 use super::pidfd::{self, Holder, Outcome};
 use super::{Reason, SocketReport, Status};
-use crate::debuggee::discover::{self, TcpSocketState};
+use crate::debuggee::discover::{self, TcpSocket, TcpSocketState};
 
 /// debugpy's adapter as last found.
 #[derive(Debug)]
@@ -65,6 +65,8 @@ pub struct Scanner {
     failed: Option<(Vec<u64>, Instant, Status)>,
     /// pydevd connections by socket inode.
     handled: HashMap<u64, Handled>,
+    /// The adapter's side of its client connections, by socket inode.
+    clients: HashMap<u64, Outcome>,
 }
 
 impl Scanner {
@@ -75,6 +77,7 @@ impl Scanner {
             adapter: None,
             failed: None,
             handled: HashMap::new(),
+            clients: HashMap::new(),
         }
     }
 
@@ -169,7 +172,41 @@ impl Scanner {
                 );
             }
         }
+        self.fix_clients(&table);
         self.status()
+    }
+
+    /// The adapter's side of its client connections (the sidecar's, or any IDE's on
+    /// loopback). debugpy answers `next` with the response, a `continued` and a
+    /// `stopped` event in separate writes; without `TCP_NODELAY` each one after the
+    /// first waits for the client's delayed ACK, about 40 ms per step.
+    fn fix_clients(&mut self, table: &[TcpSocket]) {
+        let Some(adapter) = &self.adapter else {
+            return;
+        };
+        let current: HashMap<u64, (SocketAddr, SocketAddr)> = table
+            .iter()
+            .filter(|s| s.state == TcpSocketState::Established && s.local.port() == self.port)
+            .map(|s| (s.inode, (s.local, s.remote)))
+            .collect();
+        self.clients.retain(|inode, _| current.contains_key(inode));
+        let new: HashSet<u64> = current
+            .keys()
+            .filter(|inode| self.clients.get(inode).is_none_or(|o| *o == Outcome::Gone))
+            .copied()
+            .collect();
+        if new.is_empty() {
+            return;
+        }
+        let holders = pidfd::fds_of(adapter.pid, &new);
+        for inode in new {
+            let (local, remote) = current[&inode];
+            let outcome = match holders.get(&inode) {
+                Some(holder) => pidfd::set_nodelay(*holder, local, remote),
+                None => Outcome::Gone,
+            };
+            self.clients.insert(inode, outcome);
+        }
     }
 
     /// The adapter as the holder of the upstream port's listening socket.
@@ -263,10 +300,16 @@ impl Scanner {
                 ),
             ),
         };
+        let adapter_sockets = self
+            .clients
+            .values()
+            .filter(|o| matches!(o, Outcome::Set | Outcome::AlreadySet))
+            .count();
         Status {
             reason,
             detail,
             sockets,
+            adapter_sockets,
         }
     }
 }
