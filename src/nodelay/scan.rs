@@ -96,6 +96,7 @@ impl Scanner {
         if listening.is_empty() {
             self.adapter = None;
             self.handled.clear();
+            self.clients.clear();
             return Status::new(
                 Reason::NoDebuggee,
                 format!("nothing listens on the upstream port {}", self.port),
@@ -107,6 +108,7 @@ impl Scanner {
             .is_none_or(|a| a.listening != listening)
         {
             self.handled.clear();
+            self.clients.clear();
             self.adapter = None;
             if let Some((seen, at, status)) = &self.failed
                 && *seen == listening
