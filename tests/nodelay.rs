@@ -590,3 +590,55 @@ fn the_adapters_side_of_the_sidecars_connection_gets_nodelay_and_a_step_is_fast(
         "step cycle p50: direct {direct:?}, through the sidecar {through:?}"
     );
 }
+
+#[test]
+#[ignore = "real debugpy (a Python venv from PyPI) and root (pidfd_getfd on the app): run by scripts/test.sh"]
+fn a_subprocess_of_a_launched_app_is_debugged_and_the_sidecar_covers_it() {
+    let mut app = App::prepare();
+    let mut cmd = Command::new(sidecar_bin());
+    cmd.arg("launch")
+        .arg("--upstream")
+        .arg(format!("127.0.0.1:{}", app.port))
+        .arg("--")
+        .arg(python())
+        .arg(app.remote_root.join("spawn.py"));
+    app.launch_command(cmd);
+    // The child (main.py) prints "app started": debugpy started it under pydevd too.
+    assert!(
+        app.stdout.wait("app started", SOON).is_some(),
+        "{}",
+        app.stdout.all()
+    );
+    let sidecar = sidecar_for(&app, "");
+    let status = nodelay_status(&sidecar, |s| {
+        s["sockets"].as_array().is_some_and(|a| a.len() == 2) && s["reason"] != "no_debuggee"
+    });
+    let by_pid = |pid: i64| {
+        status["sockets"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .find(|s| s["pid"] == pid)
+            .cloned()
+            .unwrap_or_else(|| panic!("no socket of pid {pid}: {status:#}"))
+    };
+    // The launched process runs the bootstrap; its debugged child runs debugpy's own
+    // command line, so the sidecar sets the child's.
+    assert_eq!(
+        by_pid(i64::from(app.pid()))["reason"],
+        "already_set",
+        "{status:#}"
+    );
+    let child = status["sockets"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .find(|s| s["pid"] != i64::from(app.pid()))
+        .cloned()
+        .expect("the child's socket");
+    assert_eq!(child["reason"], "set_by_sidecar", "{status:#}");
+    assert_eq!(status["reason"], "set_by_sidecar", "{status:#}");
+    if let Some(pid) = child["pid"].as_i64() {
+        let _ = Command::new("kill").arg(pid.to_string()).status();
+    }
+}

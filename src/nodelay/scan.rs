@@ -220,7 +220,9 @@ impl Scanner {
                 return Err(Status::new(
                     Reason::NoDebuggee,
                     format!(
-                        "no process holds the socket listening on port {}",
+                        "no process the sidecar can see holds the socket listening on port {} \
+                         (share the app's PID namespace: compose `pid: service:app`, \
+                         Kubernetes `shareProcessNamespace: true`)",
                         self.port
                     ),
                 ));
