@@ -13,7 +13,7 @@
 //!    [`pidfd::set_nodelay`], which checks the duplicate's two addresses before setting
 //!    anything.
 //!
-//! Steady state costs one read of the TCP tables a second.
+//! Steady state costs one read of the TCP tables a second, keeping only those rows.
 
 use std::collections::{HashMap, HashSet};
 use std::net::SocketAddr;
@@ -83,10 +83,7 @@ impl Scanner {
 
     /// One look: applies the fix to new pydevd connections and says where things stand.
     pub fn step(&mut self) -> Status {
-        let table = discover::tcp_sockets(|s| {
-            (s.state == TcpSocketState::Listen && s.local.port() == self.port)
-                || (s.state == TcpSocketState::Established && s.remote.ip().is_loopback())
-        });
+        let mut table = self.table();
         let mut listening: Vec<u64> = table
             .iter()
             .filter(|s| s.state == TcpSocketState::Listen)
@@ -120,6 +117,7 @@ impl Scanner {
                 Ok(adapter) => {
                     self.adapter = Some(adapter);
                     self.failed = None;
+                    table = self.table(); // now with the connections to its server ports
                 }
                 Err(status) => {
                     self.failed = Some((listening, Instant::now(), status.clone()));
@@ -178,8 +176,8 @@ impl Scanner {
         self.status()
     }
 
-    /// The adapter's side of its client connections (the sidecar's, or any IDE's on
-    /// loopback). debugpy answers `next` with the response, a `continued` and a
+    /// The adapter's side of its client connections (the sidecar's, or any other
+    /// client's). debugpy answers `next` with the response, a `continued` and a
     /// `stopped` event in separate writes; without `TCP_NODELAY` each one after the
     /// first waits for the client's delayed ACK, about 40 ms per step.
     fn fix_clients(&mut self, table: &[TcpSocket]) {
@@ -209,6 +207,22 @@ impl Scanner {
             };
             self.clients.insert(inode, outcome);
         }
+    }
+
+    /// The rows of `/proc/net/tcp{,6}` this needs: the upstream port's listening sockets,
+    /// connections on it (the adapter's clients), and loopback connections to the known
+    /// adapter's server ports. Nothing else is kept, so a flood of connections elsewhere
+    /// costs no memory.
+    fn table(&self) -> Vec<TcpSocket> {
+        let server_ports = self.adapter.as_ref().map(|a| &a.server_ports);
+        discover::tcp_sockets(|s| match s.state {
+            TcpSocketState::Listen => s.local.port() == self.port,
+            TcpSocketState::Established => {
+                s.local.port() == self.port
+                    || (s.remote.ip().is_loopback()
+                        && server_ports.is_some_and(|p| p.contains(&s.remote.port())))
+            }
+        })
     }
 
     /// The adapter as the holder of the upstream port's listening socket.
