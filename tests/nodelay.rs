@@ -300,7 +300,8 @@ fn an_app_under_dap_sidecar_launch_has_nodelay_from_the_start_and_answers_10x_fa
 #[ignore = "real debugpy (a Python venv from PyPI), root and setpriv (a non-root sidecar): run by scripts/test.sh"]
 fn a_sidecar_without_the_rights_says_not_applied_and_still_debugs() {
     let app = App::start();
-    let sidecar = sidecar_wrapped(&app, "", as_nobody);
+    let bin = binary_for_nobody();
+    let sidecar = sidecar_wrapped(&app, "", as_nobody(&bin));
     let status = nodelay_status(&sidecar, |s| s["reason"] != "no_debuggee");
     assert_eq!(status["reason"], "no_permission", "{status:#}");
     assert_eq!(status["active"], false);
@@ -342,26 +343,41 @@ fn a_sidecar_without_the_rights_says_not_applied_and_still_debugs() {
     );
 }
 
-/// Runs `sidecar` as `nobody` (the app stays root), with its config made readable.
-fn as_nobody(cmd: Command) -> Command {
-    let args: Vec<_> = cmd.get_args().map(ToOwned::to_owned).collect();
-    if let Some(i) = args.iter().position(|a| a == "--config") {
-        std::fs::set_permissions(&args[i + 1], std::fs::Permissions::from_mode(0o644))
-            .expect("chmod config");
+/// A copy of the sidecar binary that `nobody` may run (the build directory may be in a
+/// home directory only root can enter); deleted on drop.
+fn binary_for_nobody() -> tempfile::TempDir {
+    let dir = tempfile::tempdir().expect("tempdir");
+    std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o755)).expect("chmod");
+    let copy = dir.path().join("dap-sidecar");
+    std::fs::copy(sidecar_bin(), &copy).expect("copy the sidecar");
+    std::fs::set_permissions(&copy, std::fs::Permissions::from_mode(0o755)).expect("chmod");
+    dir
+}
+
+/// Wraps the sidecar's command to run the copy in `bin` as `nobody` (the app stays root),
+/// with its config made readable.
+fn as_nobody(bin: &tempfile::TempDir) -> impl FnOnce(Command) -> Command {
+    let program = bin.path().join("dap-sidecar");
+    move |cmd| {
+        let args: Vec<_> = cmd.get_args().map(ToOwned::to_owned).collect();
+        if let Some(i) = args.iter().position(|a| a == "--config") {
+            std::fs::set_permissions(&args[i + 1], std::fs::Permissions::from_mode(0o644))
+                .expect("chmod config");
+        }
+        let mut wrapped = Command::new("setpriv");
+        wrapped
+            .args(["--reuid=65534", "--regid=65534", "--clear-groups", "--"])
+            .arg(program)
+            .args(&args);
+        for (key, value) in cmd.get_envs() {
+            match value {
+                Some(v) => wrapped.env(key, v),
+                None => wrapped.env_remove(key),
+            };
+        }
+        wrapped.stdout(Stdio::null()).stderr(Stdio::piped());
+        wrapped
     }
-    let mut wrapped = Command::new("setpriv");
-    wrapped
-        .args(["--reuid=65534", "--regid=65534", "--clear-groups", "--"])
-        .arg(cmd.get_program())
-        .args(&args);
-    for (key, value) in cmd.get_envs() {
-        match value {
-            Some(v) => wrapped.env(key, v),
-            None => wrapped.env_remove(key),
-        };
-    }
-    wrapped.stdout(Stdio::null()).stderr(Stdio::piped());
-    wrapped
 }
 
 /// `dap-sidecar launch -- python main.py` for `app`.
@@ -386,7 +402,8 @@ fn launch(app: &mut App) {
 fn a_sidecar_without_the_rights_trusts_dap_sidecar_launch_and_says_so() {
     let mut app = App::prepare();
     launch(&mut app);
-    let sidecar = sidecar_wrapped(&app, "", as_nobody);
+    let bin = binary_for_nobody();
+    let sidecar = sidecar_wrapped(&app, "", as_nobody(&bin));
     let status = nodelay_status(&sidecar, |s| s["reason"] != "no_debuggee");
     assert_eq!(status["reason"], "launcher", "{status:#}");
     assert_eq!(status["active"], true);

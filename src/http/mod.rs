@@ -5,7 +5,7 @@
 //! | `/healthz` | 200 while the DAP accept loop and the memory sampler run; 503 otherwise |
 //! | `/readyz` | 200 when the DAP listener is bound, the upstream port is listening, the upstream check is recent, and debugpy is not reachable on a non-loopback address (unless `auth.allow_exposed_upstream`); 503 with every reason otherwise |
 //! | `/metrics` | Prometheus text format |
-//! | `/status` | JSON: config summary without secrets, upstream (listening, exposed, bypass connections), target processes with redacted command lines, memory, sessions |
+//! | `/status` | JSON: config summary without secrets, upstream (listening, exposed, bypass connections), target processes with redacted command lines, memory, sessions, `tcp_nodelay` ([`crate::nodelay`]) |
 //! | `/` | a human page: state, warnings, sessions, and an SVG memory chart with attach/detach marks |
 //!
 //! - [`server`]: the hyper server (header and request timeouts, connection cap shedding
