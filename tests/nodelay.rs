@@ -253,14 +253,7 @@ fn an_app_under_dap_sidecar_launch_has_nodelay_from_the_start_and_answers_10x_fa
     ));
 
     let mut app = App::prepare();
-    let mut cmd = Command::new(sidecar_bin());
-    cmd.arg("launch")
-        .arg("--upstream")
-        .arg(format!("127.0.0.1:{}", app.port))
-        .arg("--")
-        .arg(python())
-        .arg(app.remote_root.join("main.py"));
-    app.launch_command(cmd);
+    app.launch_command(launcher(&app, "main.py"));
     assert!(
         app.stdout.wait("app started", SOON).is_some(),
         "{}",
@@ -380,15 +373,45 @@ fn as_nobody(bin: &tempfile::TempDir) -> impl FnOnce(Command) -> Command {
     }
 }
 
-/// `dap-sidecar launch -- python main.py` for `app`.
-fn launch(app: &mut App) {
+/// The sidecar binary for `dap-sidecar launch`, without the harness's own
+/// `DAP_SIDECAR_TEST_*` switches (the launcher would take them for configuration keys).
+fn launcher_without_test_switches() -> Command {
     let mut cmd = Command::new(sidecar_bin());
+    cmd.env_remove("DAP_SIDECAR_TEST_ECHO")
+        .env_remove("DAP_SIDECAR_TEST_PYTHON");
+    cmd
+}
+
+/// `dap-sidecar launch -- python <script>` for `app`, debugpy on `app.port`.
+fn launcher(app: &App, script: &str) -> Command {
+    let mut cmd = launcher_without_test_switches();
     cmd.arg("launch")
         .arg("--upstream")
         .arg(format!("127.0.0.1:{}", app.port))
         .arg("--")
         .arg(python())
-        .arg(app.remote_root.join("main.py"));
+        .arg(app.remote_root.join(script));
+    cmd
+}
+
+/// The pid of debugpy's adapter for `port`, started by the launcher's bootstrap.
+fn launched_adapter(port: u16) -> u32 {
+    let wanted = format!("--port\0{port}\0");
+    std::fs::read_dir("/proc")
+        .expect("/proc")
+        .flatten()
+        .filter_map(|e| e.file_name().to_string_lossy().parse::<u32>().ok())
+        .find(|pid| {
+            let cmdline = std::fs::read(format!("/proc/{pid}/cmdline")).unwrap_or_default();
+            let cmdline = String::from_utf8_lossy(&cmdline);
+            cmdline.contains("# dap-sidecar launch: debugpy's adapter") && cmdline.contains(&wanted)
+        })
+        .unwrap_or_else(|| panic!("no adapter started by the bootstrap for port {port}"))
+}
+
+/// `dap-sidecar launch -- python main.py` for `app`.
+fn launch(app: &mut App) {
+    let cmd = launcher(app, "main.py");
     app.launch_command(cmd);
     assert!(
         app.stdout.wait("app started", SOON).is_some(),
@@ -415,9 +438,22 @@ fn a_sidecar_without_the_rights_trusts_dap_sidecar_launch_and_says_so() {
     // And it is so: the bootstrap set it.
     assert!(pydevd_socket(&app, None).nodelay);
     let through = p50(stack_traces(sidecar.addr, &app.local_main()));
-    // The adapter's side of the sidecar's connection stays as debugpy made it: a step
-    // still waits once for a delayed ACK (figures, not a pass/fail criterion).
-    let steps = p50(step_cycles(sidecar.addr, &app.local_main(), 4, || {}));
+    // The launcher also started debugpy's adapter with TCP_NODELAY on the sockets it
+    // accepts: the sidecar's connection has it although the sidecar could not set it.
+    let adapter = launched_adapter(app.port);
+    let server_side = pydevd_socket(&app, None).peer;
+    let steps = p50(step_cycles(sidecar.addr, &app.local_main(), 4, || {
+        let sockets = tcp_sockets_of(adapter);
+        let accepted: Vec<&Socket> = sockets
+            .iter()
+            .filter(|s| s.peer.is_some())
+            .filter(|s| s.local.port() == app.port || Some(s.local) == server_side)
+            .collect();
+        assert_eq!(accepted.len(), 2, "pydevd's and the sidecar's: {sockets:?}");
+        for s in accepted {
+            assert!(s.nodelay, "an accepted socket of the adapter: {sockets:?}");
+        }
+    }));
     println!(
         "non-root sidecar, app under dap-sidecar launch: stackTrace p50 {through:?}, step cycle p50 {steps:?}"
     );
@@ -488,7 +524,7 @@ fn without_the_hook_point_launch_says_why_once_and_starts_debugpy_as_usual() {
         std::fs::write(path, text).expect("write");
     }
     let mut app = App::prepare();
-    let mut cmd = Command::new(sidecar_bin());
+    let mut cmd = launcher_without_test_switches();
     cmd.args([
         "launch",
         "--upstream",
@@ -612,14 +648,7 @@ fn the_adapters_side_of_the_sidecars_connection_gets_nodelay_and_a_step_is_fast(
 #[ignore = "real debugpy (a Python venv from PyPI) and root (pidfd_getfd on the app): run by scripts/test.sh"]
 fn a_subprocess_of_a_launched_app_is_debugged_and_the_sidecar_covers_it() {
     let mut app = App::prepare();
-    let mut cmd = Command::new(sidecar_bin());
-    cmd.arg("launch")
-        .arg("--upstream")
-        .arg(format!("127.0.0.1:{}", app.port))
-        .arg("--")
-        .arg(python())
-        .arg(app.remote_root.join("spawn.py"));
-    app.launch_command(cmd);
+    app.launch_command(launcher(&app, "spawn.py"));
     // The child (main.py) prints "app started": debugpy started it under pydevd too.
     assert!(
         app.stdout.wait("app started", SOON).is_some(),

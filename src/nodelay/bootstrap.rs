@@ -14,10 +14,19 @@
 //! off even without the rights to look at the socket ([`Launch::Failed`]). With the
 //! rights it sets the option itself ([`super::pidfd`]).
 //!
-//! Only the process started this way is changed. debugpy's adapter is started by
-//! debugpy with `sys.executable` and its own script, and debugged subprocesses get
-//! debugpy's own command line, so neither runs the bootstrap (the sidecar covers
-//! subprocesses' sockets when it has the rights).
+//! debugpy's adapter, the separate process `debugpy.listen()` starts as `python <the
+//! adapter's directory> <arguments>`, writes a step's answer and events to the IDE
+//! separately, which waits for the IDE's delayed ACK too. So while debugpy's CLI starts
+//! debugging (`server.cli.start_debugging`), `subprocess.Popen` is swapped for one that
+//! starts exactly that command as `python -c <adapter code> <the same arguments>`: the
+//! adapter's code run as Python runs a directory (`runpy._run_module_as_main("__main__")`
+//! with the directory first on `sys.path`), with `TCP_NODELAY` on every socket it
+//! accepts. Every other `Popen` call passes through unchanged, and the original is back
+//! once the adapter started (or the CLI call ended). If that hook point is missing, the
+//! app's log says so once and the adapter starts as usual.
+//!
+//! Debugged subprocesses get debugpy's own command line, so they do not run the
+//! bootstrap: the sidecar covers their sockets when it has the rights.
 
 /// The Python code, with [`MARKER`] as its first line.
 pub const BOOTSTRAP: &str = include_str!("bootstrap.py");
@@ -81,7 +90,17 @@ mod tests {
         assert!(BOOTSTRAP.contains(&format!("\"{FAILED}\" + code")));
         assert!(BOOTSTRAP.contains("marker = \"# dap-sidecar launch:\""));
         assert!(MARKER.starts_with("# dap-sidecar launch:"));
-        // Discovery reads `--listen PORT` from command lines: the code must not say it.
-        assert!(!BOOTSTRAP.contains("--listen"));
+        // Discovery reads `--listen PORT` and the adapter's path from command lines: the
+        // code, which is in the app's and the adapter's command line, must not say them.
+        for word in ["--listen", "--port", "debugpy/adapter", "debugpy.adapter"] {
+            assert!(!BOOTSTRAP.contains(word), "{word}");
+        }
+        // The adapter's code is not taken for the app's.
+        let adapter = BOOTSTRAP
+            .split("_DAP_SIDECAR_ADAPTER = \"\"\"")
+            .nth(1)
+            .expect("the adapter's code");
+        assert!(adapter.starts_with("# dap-sidecar launch: debugpy's adapter"));
+        assert_eq!(launch_of(&["python", "-c", adapter]), None);
     }
 }
