@@ -1,11 +1,12 @@
 # dap-sidecar launch: debugpy's CLI with TCP_NODELAY on pydevd's connection to its adapter
 def _dap_sidecar_nodelay():
     # Runs as `python [options] -c <this> <debugpy's arguments>`, then does exactly what
-    # `python [options] -m debugpy <debugpy's arguments>` does, after one change: pydevd's
+    # `python [options] -m debugpy <debugpy's arguments>` does, with two changes. pydevd's
     # start_client (which opens the app's connection to debugpy's adapter) returns its
-    # socket with TCP_NODELAY set, before pydevd writes a byte on it. Without that, every
-    # answer pydevd writes waits for the adapter's delayed ACK (about 40 ms).
-    # Returns None when the hook is in place, else why not and a short code for it.
+    # socket with TCP_NODELAY set, before pydevd writes a byte on it: without that, every
+    # answer pydevd writes waits for the adapter's delayed ACK (about 40 ms). And the
+    # adapter starts with TCP_NODELAY on its sockets (_dap_sidecar_adapter, best effort).
+    # Returns None when pydevd's hook is in place, else why not and a short code for it.
     import os, socket, sys
 
     safe = sys.flags.isolated or getattr(sys.flags, "safe_path", False)
