@@ -373,18 +373,9 @@ fn as_nobody(bin: &tempfile::TempDir) -> impl FnOnce(Command) -> Command {
     }
 }
 
-/// The sidecar binary for `dap-sidecar launch`, without the harness's own
-/// `DAP_SIDECAR_TEST_*` switches (the launcher would take them for configuration keys).
-fn launcher_without_test_switches() -> Command {
-    let mut cmd = Command::new(sidecar_bin());
-    cmd.env_remove("DAP_SIDECAR_TEST_ECHO")
-        .env_remove("DAP_SIDECAR_TEST_PYTHON");
-    cmd
-}
-
 /// `dap-sidecar launch -- python <script>` for `app`, debugpy on `app.port`.
 fn launcher(app: &App, script: &str) -> Command {
-    let mut cmd = launcher_without_test_switches();
+    let mut cmd = Command::new(sidecar_bin());
     cmd.arg("launch")
         .arg("--upstream")
         .arg(format!("127.0.0.1:{}", app.port))
@@ -524,7 +515,7 @@ fn without_the_hook_point_launch_says_why_once_and_starts_debugpy_as_usual() {
         std::fs::write(path, text).expect("write");
     }
     let mut app = App::prepare();
-    let mut cmd = launcher_without_test_switches();
+    let mut cmd = Command::new(sidecar_bin());
     cmd.args([
         "launch",
         "--upstream",
