@@ -301,10 +301,29 @@ impl Scanner {
             None if sockets.iter().any(|s| s.reason == Reason::SetBySidecar) => (
                 Reason::SetBySidecar,
                 format!(
-                    "set by the sidecar on pydevd's connection{} to debugpy's adapter",
-                    plural(sockets.len())
+                    "set by the sidecar on pydevd's connection{} to debugpy's adapter{}",
+                    plural(sockets.len()),
+                    match handled.iter().find_map(|h| match &h.launch {
+                        Some(Launch::Failed(code)) => Some(code),
+                        _ => None,
+                    }) {
+                        Some(code) => format!(
+                            " (dap-sidecar launch could not: {code}; the app's log says why)"
+                        ),
+                        None => String::new(),
+                    }
                 ),
             ),
+            None if sockets.iter().any(|s| s.reason == Reason::Launcher) => {
+                let h = handled
+                    .iter()
+                    .find(|h| reason_of(h) == Reason::Launcher)
+                    .copied();
+                (
+                    Reason::Launcher,
+                    h.map(|h| detail_of(h, self.port)).unwrap_or_default(),
+                )
+            }
             None => (
                 Reason::AlreadySet,
                 format!(
@@ -433,4 +452,91 @@ fn list(pids: &[i32]) -> String {
 
 fn plural(n: usize) -> &'static str {
     if n == 1 { "" } else { "s" }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn scanner(outcomes: &[(Outcome, Option<Launch>)]) -> Scanner {
+        let mut scanner = Scanner::new(5679);
+        scanner.adapter = Some(Adapter {
+            listening: vec![1],
+            pid: 10,
+            server_ports: HashSet::from([40000]),
+        });
+        for (i, (outcome, launch)) in outcomes.iter().enumerate() {
+            let n = u16::try_from(i).expect("few");
+            scanner.handled.insert(
+                u64::from(n) + 100,
+                Handled {
+                    holder: Some(Holder {
+                        pid: 20 + i32::from(n),
+                        fd: 3,
+                    }),
+                    local: SocketAddr::from(([127, 0, 0, 1], 50000 + n)),
+                    remote: SocketAddr::from(([127, 0, 0, 1], 40000)),
+                    outcome: outcome.clone(),
+                    launch: launch.clone(),
+                },
+            );
+        }
+        scanner
+    }
+
+    #[test]
+    fn the_first_socket_not_fixed_decides_and_says_why() {
+        let refused = || Outcome::Refused("pidfd_getfd: EPERM".into());
+        let cases = [
+            (
+                vec![(Outcome::Set, None)],
+                Reason::SetBySidecar,
+                "set by the sidecar",
+            ),
+            (
+                vec![(Outcome::AlreadySet, Some(Launch::Bootstrap))],
+                Reason::AlreadySet,
+                "(by dap-sidecar launch)",
+            ),
+            (
+                vec![(refused(), Some(Launch::Bootstrap))],
+                Reason::Launcher,
+                "lacks the rights to check",
+            ),
+            (
+                vec![(refused(), Some(Launch::Failed("no_hook".into())))],
+                Reason::LauncherFailed,
+                "could not set it in the app (pid 20) (no_hook",
+            ),
+            (
+                vec![(refused(), None)],
+                Reason::NoPermission,
+                "cap_add: [SYS_PTRACE]",
+            ),
+            (
+                vec![(Outcome::Set, None), (refused(), None)],
+                Reason::NoPermission,
+                "pid 21",
+            ),
+            (
+                vec![(Outcome::Set, Some(Launch::Failed("no_hook".into())))],
+                Reason::SetBySidecar,
+                "dap-sidecar launch could not: no_hook",
+            ),
+            (
+                vec![(Outcome::Unsupported("pidfd_getfd: ENOSYS".into()), None)],
+                Reason::Unsupported,
+                "Linux 5.6",
+            ),
+        ];
+        for (outcomes, reason, text) in cases {
+            let status = scanner(&outcomes).status();
+            assert_eq!(status.reason, reason, "{outcomes:?}: {status:?}");
+            assert!(status.detail.contains(text), "{text}: {}", status.detail);
+            assert_eq!(status.sockets.len(), outcomes.len());
+        }
+        let none = scanner(&[]).status();
+        assert_eq!(none.reason, Reason::NoDebuggee);
+        assert!(none.detail.contains("pid 10"), "{}", none.detail);
+    }
 }
