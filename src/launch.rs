@@ -7,7 +7,8 @@
 //! [--wait-for-client] (script | -m module | -c code) [args]`, and the launcher replaces
 //! itself with it (`exec`), so the app keeps the launcher's pid and receives its signals.
 //! With `tcp_nodelay` (the default) `-m debugpy` is `-c <bootstrap>`, which runs debugpy's
-//! CLI the same way with `TCP_NODELAY` on pydevd's socket ([`crate::nodelay::bootstrap`]).
+//! CLI the same way with `TCP_NODELAY` on pydevd's socket and the adapter's
+//! ([`crate::nodelay::bootstrap`]).
 
 use std::ffi::OsString;
 

@@ -204,7 +204,7 @@ pub static KEYS: &[Key] = &[
     ),
     key(
         "tcp_nodelay",
-        "set `TCP_NODELAY` on pydevd's connection to debugpy's adapter (no 40 ms wait per request)",
+        "set `TCP_NODELAY` on debugpy's sockets (pydevd's to the adapter, the adapter's to clients): no 40 ms wait per request",
         |r, k, c| r.set(k, &mut c.tcp_nodelay, boolean),
     ),
 ];

@@ -34,8 +34,8 @@ pub struct Config {
     pub log: LogConfig,
     /// Protocol limits (`limits.*`).
     pub limits: Limits,
-    /// Set `TCP_NODELAY` on pydevd's connection to debugpy's adapter (`tcp_nodelay`; see
-    /// [`crate::nodelay`]).
+    /// Set `TCP_NODELAY` on debugpy's sockets: pydevd's connection to the adapter, and
+    /// the adapter's to its clients (`tcp_nodelay`; see [`crate::nodelay`]).
     pub tcp_nodelay: bool,
 }
 
