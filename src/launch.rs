@@ -6,6 +6,9 @@
 //! `python [python options] -Xfrozen_modules=off -m debugpy --listen <upstream>
 //! [--wait-for-client] (script | -m module | -c code) [args]`, and the launcher replaces
 //! itself with it (`exec`), so the app keeps the launcher's pid and receives its signals.
+//! With `tcp_nodelay` (the default) `-m debugpy` is `-c <bootstrap>`, which runs debugpy's
+//! CLI the same way with `TCP_NODELAY` on pydevd's socket and the adapter's
+//! ([`crate::nodelay::bootstrap`]).
 
 use std::ffi::OsString;
 
@@ -57,9 +60,13 @@ pub fn command(config: &Config, argv: &[OsString]) -> Result<Vec<OsString>, Laun
     }
     let mut out = vec![python.clone()];
     out.extend(options.iter().cloned());
-    for arg in ["-Xfrozen_modules=off", "-m", "debugpy", "--listen"] {
-        out.push(arg.into());
+    out.push("-Xfrozen_modules=off".into());
+    if config.tcp_nodelay {
+        out.extend(["-c", crate::nodelay::bootstrap::BOOTSTRAP].map(OsString::from));
+    } else {
+        out.extend(["-m", "debugpy"].map(OsString::from));
     }
+    out.push("--listen".into());
     out.push(config.upstream.clone().into());
     if config.wait {
         out.push("--wait-for-client".into());
@@ -87,7 +94,10 @@ mod tests {
 
     #[test]
     fn script_module_and_code_forms() {
-        let mut c = Config::default();
+        let mut c = Config {
+            tcp_nodelay: false,
+            ..Config::default()
+        };
         assert_eq!(
             line(&c, "python main.py --port 8123"),
             "python -Xfrozen_modules=off -m debugpy --listen 127.0.0.1:5679 main.py --port 8123"
@@ -101,6 +111,29 @@ mod tests {
             line(&c, "python -c print(1)"),
             "python -Xfrozen_modules=off -m debugpy --listen 127.0.0.1:5679 --wait-for-client -c print(1)"
         );
+    }
+
+    #[test]
+    fn with_tcp_nodelay_the_bootstrap_runs_debugpy() {
+        let c = Config::default();
+        assert!(c.tcp_nodelay, "on by default");
+        let line = command(&c, &argv("python -u main.py --port 8123")).expect("launchable");
+        let bootstrap = crate::nodelay::bootstrap::BOOTSTRAP;
+        let expected: Vec<OsString> = [
+            "python",
+            "-u",
+            "-Xfrozen_modules=off",
+            "-c",
+            bootstrap,
+            "--listen",
+            "127.0.0.1:5679",
+            "main.py",
+            "--port",
+            "8123",
+        ]
+        .map(OsString::from)
+        .to_vec();
+        assert_eq!(line, expected);
     }
 
     #[test]

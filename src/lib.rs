@@ -23,6 +23,8 @@
 //! - [`inject`]: attach on demand: debugpy started inside a running Python 3.14+ app
 //!   through PEP 768, by writing to its memory through `/proc`.
 //! - [`metrics`]: the Prometheus metrics.
+//! - [`nodelay`]: `TCP_NODELAY` on pydevd's connection to debugpy's adapter (no 40 ms
+//!   wait per request), set by `dap-sidecar launch` or from outside with `pidfd_getfd`.
 //! - [`launch`]: `dap-sidecar launch -- python ...`, the app under debugpy per the config.
 //! - [`launch_json`]: the VS Code attach configuration for a given config.
 //! - [`state`]: the state shared by the listener, sessions, the watch and the HTTP
@@ -49,6 +51,7 @@ pub mod inject;
 pub mod launch;
 pub mod launch_json;
 pub mod metrics;
+pub mod nodelay;
 pub mod paths;
 pub mod proxy;
 pub mod server;

@@ -177,10 +177,17 @@ impl Server {
             })
         };
 
+        let nodelay = {
+            let shared = shared.clone();
+            let token = stop.clone();
+            tokio::spawn(async move { shared.nodelay.run(&shared.config, token).await })
+        };
+
         listener.run(stop.clone()).await;
         shared.set_dap_bound(None);
         stop.cancel();
         let _ = monitor.await;
+        let _ = nodelay.await;
         let _ = upstream.await;
         match http.await {
             Ok(Err(e)) => tracing::warn!(error = %e, "HTTP server failed"),

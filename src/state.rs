@@ -47,6 +47,8 @@ pub struct Shared {
     pub upstream: crate::upstream_watch::UpstreamWatch,
     /// Attach on demand: injections made, one at a time.
     pub injector: crate::inject::Injector,
+    /// `TCP_NODELAY` on pydevd's connection to debugpy's adapter: where it stands.
+    pub nodelay: crate::nodelay::Nodelay,
     /// Readiness, part 1: the DAP listener is bound (part 2, the upstream listening and
     /// not exposed, is kept by [`Shared::upstream`]).
     dap_bound: AtomicBool,
@@ -68,6 +70,8 @@ pub struct Shared {
 impl Shared {
     /// Shared state for `config`.
     pub fn new(config: Config) -> Result<Shared, prometheus::Error> {
+        let metrics = Metrics::new()?;
+        let nodelay = crate::nodelay::Nodelay::new(&metrics.registry)?;
         Ok(Shared {
             auth: Auth::new(&config.auth),
             admission: Admission::new(
@@ -76,7 +80,8 @@ impl Shared {
             ),
             log_throttle: LogThrottle::default(),
             config,
-            metrics: Metrics::new()?,
+            metrics,
+            nodelay,
             monitor: Monitor::default(),
             upstream: crate::upstream_watch::UpstreamWatch::default(),
             injector: crate::inject::Injector::default(),

@@ -223,6 +223,11 @@ pub static KEYS: &[Key] = &[
         "how long the app has to run the attach script and listen",
         |r, k, c| r.set(k, &mut c.inject.timeout, positive_duration),
     ),
+    key(
+        "tcp_nodelay",
+        "set `TCP_NODELAY` on debugpy's sockets (pydevd's to the adapter, the adapter's to clients): no 40 ms wait per request",
+        |r, k, c| r.set(k, &mut c.tcp_nodelay, boolean),
+    ),
 ];
 
 /// The names allowed at the top level: plain keys and section names, in table order.
@@ -369,7 +374,7 @@ mod tests {
     fn the_allowed_names_come_from_the_table_in_order() {
         assert_eq!(
             top_level().join(", "),
-            "host, port, wait, upstream, upstream_timeout, path_mappings, http, auth, target, memory, log, limits, inject"
+            "host, port, wait, upstream, upstream_timeout, path_mappings, http, auth, target, memory, log, limits, inject, tcp_nodelay"
         );
         assert_eq!(section("log"), ["format", "level"]);
         assert_eq!(

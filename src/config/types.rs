@@ -34,6 +34,9 @@ pub struct Config {
     pub log: LogConfig,
     /// Protocol limits (`limits.*`).
     pub limits: Limits,
+    /// Set `TCP_NODELAY` on debugpy's sockets: pydevd's connection to the adapter, and
+    /// the adapter's to its clients (`tcp_nodelay`; see [`crate::nodelay`]).
+    pub tcp_nodelay: bool,
     /// Attach on demand (`inject.*`).
     pub inject: InjectConfig,
 }
@@ -253,6 +256,7 @@ impl Default for Config {
                 debugpy: "/usr/share/dap-sidecar/debugpy".to_owned(),
                 timeout: Duration::from_secs(10),
             },
+            tcp_nodelay: true,
         }
     }
 }

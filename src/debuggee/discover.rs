@@ -337,8 +337,14 @@ fn python_options<'a>(words: &mut impl Iterator<Item = &'a str>, out: &mut Vec<S
                 'c' => {
                     if attached.is_empty() {
                         out.push(name.to_owned());
-                        if words.next().is_some() {
-                            out.push(REDACTED.to_owned());
+                        match words.next() {
+                            // `dap-sidecar launch`'s stand-in for `-m debugpy`.
+                            Some(code) if code.starts_with(crate::nodelay::bootstrap::MARKER) => {
+                                out.push("<dap-sidecar launch bootstrap>".to_owned());
+                                return Entry::Module("debugpy".to_owned());
+                            }
+                            Some(_) => out.push(REDACTED.to_owned()),
+                            None => {}
                         }
                     } else {
                         out.push(format!("{name}{REDACTED}"));
@@ -680,6 +686,28 @@ mod tests {
         );
         assert_eq!(redact_argv::<&str>(&[]), "");
         assert_eq!(redact_argv(&["python", "-", "-5"]), "python - <redacted>");
+    }
+
+    #[test]
+    fn the_launchers_bootstrap_shows_as_debugpy_with_the_app_entry() {
+        let code = crate::nodelay::bootstrap::BOOTSTRAP;
+        let argv = with_secrets(&[
+            "python",
+            "-Xfrozen_modules=off",
+            "-c",
+            code,
+            "--listen",
+            "127.0.0.1:5679",
+            "/usr/src/app/main.py",
+        ]);
+        assert!(
+            shown(&argv).starts_with(
+                "python -Xfrozen_modules=off -c <dap-sidecar launch bootstrap> --listen \
+                 <redacted> /usr/src/app/main.py --api-key <redacted>"
+            ),
+            "{}",
+            shown(&argv)
+        );
     }
 
     #[test]

@@ -5,7 +5,7 @@
 //! | `/healthz` | 200 while the DAP accept loop and the memory sampler run; 503 otherwise |
 //! | `/readyz` | 200 when the DAP listener is bound, the upstream port is listening, the upstream check is recent, and debugpy is not reachable on a non-loopback address (unless `auth.allow_exposed_upstream`); 503 with every reason otherwise |
 //! | `/metrics` | Prometheus text format |
-//! | `/status` | JSON: config summary without secrets, upstream (listening, exposed, bypass connections), target processes with redacted command lines, memory, sessions |
+//! | `/status` | JSON: config summary without secrets, upstream (listening, exposed, bypass connections), target processes with redacted command lines, memory, sessions, `tcp_nodelay` ([`crate::nodelay`]), `injection` (attach on demand) |
 //! | `/` | a human page: state, warnings, sessions, what debugging cost, memory steps, and an SVG chart per process with debugging events and steps |
 //!
 //! - [`server`]: the hyper server (header and request timeouts, connection cap shedding
@@ -183,6 +183,7 @@ fn status_json(shared: &Shared, snapshot: &Snapshot, upstream: &UpstreamState) -
             "upstream": c.upstream,
             "upstream_timeout_seconds": c.upstream_timeout.as_secs_f64(),
             "wait": c.wait,
+            "tcp_nodelay": c.tcp_nodelay,
             "path_mappings": c.path_mappings.iter().map(|m| json!({
                 "local_root": m.local_root, "remote_root": m.remote_root
             })).collect::<Vec<_>>(),
@@ -227,6 +228,7 @@ fn status_json(shared: &Shared, snapshot: &Snapshot, upstream: &UpstreamState) -
             "cgroup": snapshot.cgroup,
         },
         "sessions": sessions,
+        "tcp_nodelay": shared.nodelay.json(),
         "injection": injection_json(shared, snapshot),
     })
 }

@@ -281,6 +281,10 @@ impl App {
     pub fn launch_command(&mut self, mut cmd: Command) {
         let _ = self.child.wait();
         let mut child = cmd
+            // The test switches share the sidecar's prefix: `dap-sidecar launch` would
+            // take them for configuration keys.
+            .env_remove("DAP_SIDECAR_TEST_ECHO")
+            .env_remove("DAP_SIDECAR_TEST_PYTHON")
             .current_dir(&self.remote_root)
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
