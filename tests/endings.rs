@@ -6,7 +6,8 @@
 //! exits: nobody can attach again until the app restarts. The sidecar keeps its own
 //! connection to debugpy open until debugpy has answered, whatever the client does.
 //!
-//! The count of sessions per ending is `DAP_SIDECAR_TEST_ENDINGS` (default 1000).
+//! The count of sessions per ending is `ENDINGS_TEST_SESSIONS` (default 1000; named
+//! outside the `DAP_SIDECAR_` prefix, which every sidecar the tests start would read).
 //! Ignored in a plain `cargo test` (they need debugpy); `scripts/test.sh` runs them with
 //! `--ignored`.
 
@@ -28,7 +29,7 @@ enum Ending {
 }
 
 fn sessions_wanted() -> usize {
-    std::env::var("DAP_SIDECAR_TEST_ENDINGS")
+    std::env::var("ENDINGS_TEST_SESSIONS")
         .ok()
         .and_then(|v| v.parse().ok())
         .unwrap_or(1000)
