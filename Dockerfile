@@ -35,6 +35,14 @@ WORKDIR /usr/src/app
 ENV PYTHONUNBUFFERED=1
 CMD ["dap-sidecar", "launch", "--", "/opt/venv/bin/python", "main.py"]
 
+# The sidecar: one static-ish binary on a minimal, non-root base (the default target).
+FROM ${RUNTIME_IMAGE} AS sidecar
+COPY --from=build /dap-sidecar /usr/local/bin/dap-sidecar
+USER 65532:65532
+EXPOSE 5678 5680
+HEALTHCHECK --interval=10s --timeout=5s --retries=3 CMD ["/usr/local/bin/dap-sidecar", "healthcheck"]
+ENTRYPOINT ["/usr/local/bin/dap-sidecar"]
+
 # Attach on demand (README "Attach on demand"): debugpy's cp314 wheel unpacked for the
 # sidecar to copy into a running Python 3.14 app. pip only downloads and unpacks it here
 # (--target); no Python is in the sidecar image.
@@ -67,10 +75,7 @@ EXPOSE 5678 5680
 HEALTHCHECK --interval=10s --timeout=5s --retries=3 CMD ["/usr/local/bin/dap-sidecar", "healthcheck"]
 ENTRYPOINT ["/usr/local/bin/dap-sidecar"]
 
-# The sidecar: one static-ish binary on a minimal, non-root base (the default target).
-FROM ${RUNTIME_IMAGE} AS sidecar
-COPY --from=build /dap-sidecar /usr/local/bin/dap-sidecar
-USER 65532:65532
-EXPOSE 5678 5680
-HEALTHCHECK --interval=10s --timeout=5s --retries=3 CMD ["/usr/local/bin/dap-sidecar", "healthcheck"]
-ENTRYPOINT ["/usr/local/bin/dap-sidecar"]
+# The default target (the last stage) is the plain sidecar. The attach-on-demand stages
+# sit after it so that a builder without BuildKit, which builds every stage up to the
+# target, needs no Python 3.14 base for `--target sidecar` or `--target demo-app`.
+FROM sidecar AS default

@@ -28,7 +28,7 @@ for file in tests/*.rs; do
     *) real_parts+=(--test "$name") ;;
   esac
 done
-cargo test "${real_parts[@]}" -- --ignored
+cargo test --no-fail-fast "${real_parts[@]}" -- --ignored
 cargo test --test soak -- --ignored --nocapture --test-threads 1
 cargo test --test front_door -- --ignored --nocapture --test-threads 1
 bash tests/node/run.sh
