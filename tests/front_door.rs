@@ -339,7 +339,7 @@ fn five_thousand_idle_connections_lock_nobody_out() {
         "fds not bounded: {}",
         open_fds(bed.sidecar.pid())
     );
-    memory_report(&bed, "5,000 idle connections", 8);
+    memory_report(&bed, "5,000 idle connections", 12);
     drop(held);
 }
 

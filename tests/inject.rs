@@ -109,6 +109,19 @@ fn a_plain_python_3_14_app_is_attached_on_demand() {
     let growth = injection["growth_since_bytes"]
         .as_i64()
         .expect("growth sampled");
+    // The injected debugpy gets the TCP_NODELAY fix too (the sidecar has ptrace rights).
+    let deadline = std::time::Instant::now() + SOON;
+    let nodelay = loop {
+        let (_, body) = http_get(sidecar.http, "/status");
+        let status: serde_json::Value = serde_json::from_str(&body).expect("status JSON");
+        let nodelay = status["tcp_nodelay"].clone();
+        if nodelay["active"] == true || std::time::Instant::now() > deadline {
+            break nodelay;
+        }
+        std::thread::sleep(Duration::from_millis(200)); // polling /status for a scan
+    };
+    assert_eq!(nodelay["active"], true, "{nodelay}");
+    eprintln!("tcp_nodelay for the injected debugpy: {nodelay}");
     let (_, page) = http_get(sidecar.http, "/");
     assert!(
         page.contains("debugpy started in the app on demand") && page.contains("MiB since"),
