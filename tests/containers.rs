@@ -11,12 +11,12 @@
 
 mod common;
 
-use std::net::SocketAddr;
-use std::process::{Command, Stdio};
+use std::process::Command;
 use std::time::{Duration, Instant};
 
+use common::compose::{Compose, demo_line, image_mib, offline_inputs, poll, sh};
 use common::dap::DapClient;
-use common::{Lines, SOON, free_port, http_get, repo_dir};
+use common::{SOON, free_port, repo_dir};
 use serde_json::{Value, json};
 
 const PROJECT: &str = "dap-sidecar-e2e";
@@ -24,135 +24,25 @@ const TOKEN: &str = "e2e-token-0123456789abcdef";
 /// Building the images compiles the sidecar in release mode inside Docker.
 const BUILD: Duration = Duration::from_secs(1800);
 
-fn sh(cmd: &mut Command) -> String {
-    let out = cmd.output().unwrap_or_else(|e| panic!("{cmd:?}: {e}"));
-    assert!(
-        out.status.success(),
-        "{cmd:?} failed:\n{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout).into_owned()
+/// Starts the project, building its images; `wait` holds the app until an attach.
+fn up(compose: &Compose, wait: bool) {
+    let mut cmd = compose.cmd(&["up", "-d", "--build"]);
+    cmd.env("DAP_SIDECAR_WAIT", wait.to_string());
+    sh(&mut cmd);
 }
 
-/// The compose project; `down` on drop, so nothing is left running even on failure.
-struct Compose {
-    env: Vec<(String, String)>,
-}
-
-impl Compose {
-    fn cmd(&self, args: &[&str]) -> Command {
-        let mut cmd = Command::new("docker-compose");
-        cmd.args(["-p", PROJECT]).args(args).current_dir(repo_dir());
-        for (k, v) in &self.env {
-            cmd.env(k, v);
-        }
-        cmd
-    }
-
-    fn up(&self, wait: bool) {
-        let mut cmd = self.cmd(&["up", "-d", "--build"]);
-        cmd.env("DAP_SIDECAR_WAIT", wait.to_string());
-        sh(&mut cmd);
-    }
-
-    fn down(&self) {
-        let _ = self
-            .cmd(&["down", "-v", "--remove-orphans", "-t", "5"])
-            .output();
-    }
-
-    /// Follows a service's output.
-    fn follow(&self, service: &str) -> (std::process::Child, Lines) {
-        let mut child = self
-            .cmd(&["logs", "-f", "--no-color", service])
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("docker-compose logs");
-        let lines = Lines::default();
-        lines.collect(child.stdout.take().expect("stdout"), "compose");
-        (child, lines)
-    }
-}
-
-impl Drop for Compose {
-    fn drop(&mut self) {
-        self.down();
-        let _ = std::fs::remove_file(repo_dir().join("dap-sidecar.env"));
-    }
-}
-
-/// Polls an HTTP endpoint published by a container until `ok` says yes. Containers
-/// offer no readiness notification to the host, so this is a bounded poll.
-fn poll(addr: SocketAddr, path: &str, timeout: Duration, ok: impl Fn(u16, &str) -> bool) -> String {
-    let deadline = Instant::now() + timeout;
-    loop {
-        if let Ok(stream) = std::net::TcpStream::connect(addr) {
-            drop(stream);
-            let got = std::panic::catch_unwind(|| http_get(addr, path));
-            if let Ok((code, body)) = got
-                && ok(code, &body)
-            {
-                return body;
-            }
-        }
-        assert!(Instant::now() < deadline, "{addr}{path} never became ready");
-        std::thread::sleep(Duration::from_millis(500));
-    }
-}
-
-fn demo_line() -> i64 {
-    let src = std::fs::read_to_string(repo_dir().join("demo/app/main.py")).expect("demo app");
-    src.lines()
-        .position(|l| l.contains("a good place for a breakpoint"))
-        .expect("marker") as i64
-        + 1
-}
-
+/// The offline inputs, the project, and the sidecar image built with `docker build`.
 fn prepare() -> Compose {
-    let repo = repo_dir();
-    sh(Command::new("bash").arg(repo.join("tests/containers/base-images.sh")));
-    // Offline inputs: vendored crates and debugpy's wheel, fetched on the host.
-    sh(Command::new("cargo")
-        .args(["vendor", "--locked", "-q", "vendor"])
-        .current_dir(repo)
-        .stdout(Stdio::null()));
-    let python = common::python();
-    sh(Command::new(python)
-        .args([
-            "-m",
-            "pip",
-            "download",
-            "-q",
-            "--only-binary=:all:",
-            "-d",
-            "demo/wheels",
-        ])
-        .arg(format!("debugpy=={}", "1.8.22"))
-        .current_dir(repo));
-    std::fs::write(
-        repo.join("dap-sidecar.env"),
-        format!("DAP_SIDECAR_AUTH__TOKEN={TOKEN}\n"),
-    )
-    .expect("env file");
-    let cargo_flags = "--offline --config source.crates-io.replace-with='vendored' --config source.vendored.directory='vendor'";
-    let env: Vec<(String, String)> = [
-        ("BUILDER_IMAGE", "local/rust-builder:latest".to_owned()),
-        ("RUNTIME_IMAGE", "local/debian:bookworm".to_owned()),
-        ("PYTHON_IMAGE", "local/python:bookworm".to_owned()),
-        ("PROMETHEUS_IMAGE", "local/prometheus:latest".to_owned()),
-        ("CARGO_FLAGS", cargo_flags.to_owned()),
-        ("PIP_FLAGS", "--no-index --find-links /wheels".to_owned()),
-        ("DAP_PORT", free_port().to_string()),
-        ("DAP_HTTP_PORT", free_port().to_string()),
-        ("PROMETHEUS_PORT", free_port().to_string()),
-    ]
-    .into_iter()
-    .map(|(k, v)| (k.to_owned(), v))
-    .collect();
-    let compose = Compose { env };
-    compose.down();
+    offline_inputs();
+    let compose = Compose::new(
+        PROJECT,
+        None,
+        TOKEN,
+        &[
+            ("PROMETHEUS_IMAGE", "local/prometheus:latest".to_owned()),
+            ("PROMETHEUS_PORT", free_port().to_string()),
+        ],
+    );
 
     // 1. The real Dockerfile builds with local base images; print the image size.
     let started = Instant::now();
@@ -173,45 +63,32 @@ fn prepare() -> Compose {
         "CARGO_FLAGS",
         "PIP_FLAGS",
     ] {
-        let value = &compose.env.iter().find(|(k, _)| k == key).expect("env").1;
-        build.arg("--build-arg").arg(format!("{key}={value}"));
+        build
+            .arg("--build-arg")
+            .arg(format!("{key}={}", compose.var(key)));
     }
-    sh(build.arg(".").current_dir(repo));
-    let size =
-        sh(Command::new("docker").args(["image", "inspect", "-f", "{{.Size}}", "dap-sidecar:e2e"]));
+    sh(build.arg(".").current_dir(repo_dir()));
     println!(
         "sidecar image: {:.1} MiB (built in {:.0} s; the base is a debootstrapped Debian, distroless by default)",
-        size.trim().parse::<f64>().unwrap_or(0.0) / 1048576.0,
+        image_mib("dap-sidecar:e2e"),
         started.elapsed().as_secs_f64()
     );
     assert!(started.elapsed() < BUILD);
     compose
 }
 
-fn port(compose: &Compose, key: &str) -> SocketAddr {
-    let port: u16 = compose
-        .env
-        .iter()
-        .find(|(k, _)| k == key)
-        .expect("port")
-        .1
-        .parse()
-        .expect("number");
-    SocketAddr::from(([127, 0, 0, 1], port))
-}
-
 #[test]
 #[ignore = "a Docker engine, root and debootstrap, minutes: run by scripts/test.sh"]
 fn compose_demo_end_to_end() {
     let compose = prepare();
-    let dap = port(&compose, "DAP_PORT");
-    let http = port(&compose, "DAP_HTTP_PORT");
-    let prometheus = port(&compose, "PROMETHEUS_PORT");
+    let dap = compose.port("DAP_PORT");
+    let http = compose.port("DAP_HTTP_PORT");
+    let prometheus = compose.port("PROMETHEUS_PORT");
     let local_root = repo_dir().join("demo/app").display().to_string();
     let local_main = format!("{local_root}/main.py");
 
     // 2. Up; attach from the host with the token; break in /usr/src/app seen locally.
-    compose.up(false);
+    up(&compose, false);
     poll(http, "/readyz", SOON * 4, |code, _| code == 200);
     let mut client = DapClient::connect(dap);
     let extra = json!({"token": TOKEN, "workspaceFolder": local_root});
@@ -250,7 +127,7 @@ fn compose_demo_end_to_end() {
     compose.down();
 
     // 4. With wait, the app's first line runs only after the attach.
-    compose.up(true);
+    up(&compose, true);
     poll(http, "/readyz", SOON * 4, |code, _| code == 200);
     let (mut follower, logs) = compose.follow("app");
     logs.wait("starting the app under debugpy", SOON)
@@ -279,11 +156,5 @@ fn compose_demo_end_to_end() {
 
     // 5. down leaves nothing running.
     compose.down();
-    let left = sh(Command::new("docker").args([
-        "ps",
-        "-q",
-        "--filter",
-        &format!("label=com.docker.compose.project={PROJECT}"),
-    ]));
-    assert!(left.trim().is_empty(), "containers left running: {left}");
+    compose.assert_nothing_left();
 }

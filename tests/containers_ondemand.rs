@@ -13,94 +13,22 @@ mod common;
 
 use std::net::SocketAddr;
 use std::process::{Command, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
+use common::compose::{Compose, demo_line, image_mib, offline_inputs, poll, sh};
 use common::dap::DapClient;
 use common::py314::root;
-use common::{Lines, SOON, free_port, http_get, repo_dir};
+use common::{SOON, http_get, repo_dir};
 use serde_json::json;
 
 const PROJECT: &str = "dap-sidecar-ondemand-e2e";
 const TOKEN: &str = "ondemand-token-0123456789abcdef";
 const PYTHON314_IMAGE: &str = "local/python:3.14-sid";
 
-fn sh(cmd: &mut Command) -> String {
-    let out = cmd.output().unwrap_or_else(|e| panic!("{cmd:?}: {e}"));
-    assert!(
-        out.status.success(),
-        "{cmd:?} failed:\n{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout).into_owned()
-}
-
-/// The compose project of `compose.ondemand.yaml`; `down` on drop.
-struct Compose {
-    env: Vec<(String, String)>,
-}
-
-impl Compose {
-    fn cmd(&self, args: &[&str]) -> Command {
-        let mut cmd = Command::new("docker-compose");
-        cmd.args(["-p", PROJECT, "-f", "compose.ondemand.yaml"])
-            .args(args)
-            .current_dir(repo_dir());
-        for (k, v) in &self.env {
-            cmd.env(k, v);
-        }
-        cmd
-    }
-
-    fn down(&self) {
-        let _ = self
-            .cmd(&["down", "-v", "--remove-orphans", "-t", "5"])
-            .output();
-    }
-
-    fn port(&self, key: &str) -> SocketAddr {
-        let port = &self.env.iter().find(|(k, _)| k == key).expect("port").1;
-        SocketAddr::from(([127, 0, 0, 1], port.parse::<u16>().expect("number")))
-    }
-}
-
-impl Drop for Compose {
-    fn drop(&mut self) {
-        self.down();
-        let _ = std::fs::remove_file(repo_dir().join("dap-sidecar.env"));
-    }
-}
-
-/// Polls an HTTP endpoint published by a container until `ok` says yes (containers offer
-/// the host no readiness notification).
-fn poll(addr: SocketAddr, path: &str, timeout: Duration, ok: impl Fn(u16, &str) -> bool) -> String {
-    let deadline = Instant::now() + timeout;
-    loop {
-        if std::net::TcpStream::connect(addr).is_ok() {
-            let got = std::panic::catch_unwind(|| http_get(addr, path));
-            if let Ok((code, body)) = got
-                && ok(code, &body)
-            {
-                return body;
-            }
-        }
-        assert!(Instant::now() < deadline, "{addr}{path} never became ready");
-        std::thread::sleep(Duration::from_millis(500));
-    }
-}
-
-fn demo_line() -> i64 {
-    let src = std::fs::read_to_string(repo_dir().join("demo/app/main.py")).expect("demo app");
-    src.lines()
-        .position(|l| l.contains("a good place for a breakpoint"))
-        .expect("marker") as i64
-        + 1
-}
-
-/// The base images, offline inputs and the env of the compose project.
+/// The offline inputs (and debugpy's cp314 wheel), the Python 3.14 base image from the
+/// sid root, and the project of `compose.ondemand.yaml`.
 fn prepare() -> Compose {
-    let repo = repo_dir();
-    sh(Command::new("bash").arg(repo.join("tests/containers/base-images.sh")));
+    offline_inputs();
     let have = Command::new("docker")
         .args(["image", "inspect", PYTHON314_IMAGE])
         .stdout(Stdio::null())
@@ -116,60 +44,21 @@ fn prepare() -> Compose {
             .arg(root())
             .arg(PYTHON314_IMAGE));
     }
-    sh(Command::new("cargo")
-        .args(["vendor", "--locked", "-q", "vendor"])
-        .current_dir(repo)
-        .stdout(Stdio::null()));
-    // Docker's legacy builder builds every stage before the target, the demo-app stage
-    // (debugpy for the bookworm Python) included: its wheel too, downloaded on the host.
-    sh(Command::new(common::python())
-        .args([
-            "-m",
-            "pip",
-            "download",
-            "-q",
-            "--only-binary=:all:",
-            "-d",
-            "demo/wheels",
-        ])
-        .arg("debugpy==1.8.22")
-        .current_dir(repo));
     // debugpy's cp314 wheel, downloaded on the host by scripts/py314-root.sh.
     let wheels = common::py314::debugpy_wheels();
     for wheel in std::fs::read_dir(&wheels).expect("wheel dir").flatten() {
         std::fs::copy(
             wheel.path(),
-            repo.join("demo/wheels").join(wheel.file_name()),
+            repo_dir().join("demo/wheels").join(wheel.file_name()),
         )
         .expect("copy wheel");
     }
-    std::fs::write(
-        repo.join("dap-sidecar.env"),
-        format!("DAP_SIDECAR_AUTH__TOKEN={TOKEN}\n"),
+    Compose::new(
+        PROJECT,
+        Some("compose.ondemand.yaml"),
+        TOKEN,
+        &[("PYTHON314_IMAGE", PYTHON314_IMAGE.to_owned())],
     )
-    .expect("env file");
-    let cargo_flags = "--offline --config source.crates-io.replace-with='vendored' --config source.vendored.directory='vendor'";
-    let env = [
-        ("BUILDER_IMAGE", "local/rust-builder:latest".to_owned()),
-        ("RUNTIME_IMAGE", "local/debian:bookworm".to_owned()),
-        ("PYTHON_IMAGE", "local/python:bookworm".to_owned()),
-        ("PYTHON314_IMAGE", PYTHON314_IMAGE.to_owned()),
-        ("CARGO_FLAGS", cargo_flags.to_owned()),
-        ("PIP_FLAGS", "--no-index --find-links /wheels".to_owned()),
-        ("DAP_PORT", free_port().to_string()),
-        ("DAP_HTTP_PORT", free_port().to_string()),
-    ]
-    .into_iter()
-    .map(|(k, v)| (k.to_owned(), v))
-    .collect();
-    let compose = Compose { env };
-    compose.down();
-    compose
-}
-
-fn image_mib(image: &str) -> f64 {
-    let size = sh(Command::new("docker").args(["image", "inspect", "-f", "{{.Size}}", image]));
-    size.trim().parse::<f64>().unwrap_or(0.0) / 1048576.0
 }
 
 /// One session: attach with the token, hit the breakpoint, evaluate, continue,
@@ -223,14 +112,7 @@ fn compose_attach_on_demand_end_to_end() {
         .expect("exec");
     assert!(!own.status.success(), "the app image must not have debugpy");
 
-    let mut follower = compose
-        .cmd(&["logs", "-f", "--no-color", "app"])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("logs");
-    let logs = Lines::default();
-    logs.collect(follower.stdout.take().expect("stdout"), "compose");
+    let (mut follower, logs) = compose.follow("app");
 
     let first = debug_once(dap);
     assert!(first.contains("started debugpy in the app"), "{first}");
@@ -253,11 +135,5 @@ fn compose_attach_on_demand_end_to_end() {
     let _ = follower.wait();
 
     compose.down();
-    let left = sh(Command::new("docker").args([
-        "ps",
-        "-q",
-        "--filter",
-        &format!("label=com.docker.compose.project={PROJECT}"),
-    ]));
-    assert!(left.trim().is_empty(), "containers left running: {left}");
+    compose.assert_nothing_left();
 }

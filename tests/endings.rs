@@ -141,14 +141,7 @@ fn the_disconnect_answer_comes_before_terminated() {
         let mut client = attach(&sidecar).expect("attach");
         let seq = client.send("disconnect", json!({"terminateDebuggee": false}));
         assert!(client.closed(SOON), "connection left open after disconnect");
-        let position = |pred: &dyn Fn(&Value) -> bool| client.history.iter().position(pred);
-        let answer = position(&|m| m["type"] == "response" && m["request_seq"] == seq);
-        let terminated = position(&|m| m["event"] == "terminated");
-        assert!(
-            matches!((answer, terminated), (Some(a), Some(t)) if a < t),
-            "{:#?}",
-            client.history
-        );
+        assert_answer_before_terminated(&client, seq);
     }
 }
 
@@ -168,6 +161,11 @@ fn the_terminate_answer_comes_before_terminated() {
         "{:#?}",
         client.history
     );
+    assert_answer_before_terminated(&client, seq);
+}
+
+/// The client received the answer to request `seq`, then a `terminated` event.
+fn assert_answer_before_terminated(client: &DapClient, seq: i64) {
     let position = |pred: &dyn Fn(&Value) -> bool| client.history.iter().position(pred);
     let answer = position(&|m| m["type"] == "response" && m["request_seq"] == seq);
     let terminated = position(&|m| m["event"] == "terminated");

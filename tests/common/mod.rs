@@ -13,6 +13,7 @@
 #![allow(dead_code)] // each test binary uses a different part of the harness
 
 pub mod async_dap;
+pub mod compose;
 pub mod dap;
 pub mod fake_upstream;
 pub mod in_process;
