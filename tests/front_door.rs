@@ -766,7 +766,8 @@ fn status_and_page_show_no_secrets() {
     println!("secrets: none of 6 shown; /status shows the app as main.py with redacted arguments");
 }
 
-/// Attack 5: `/readyz` stays fast while 256 clients poll `/status`.
+/// Attack 5: `/readyz` stays ready and answers within a probe's timeout while 256 clients
+/// poll `/status`.
 #[test]
 #[ignore = "floods the machine: run alone by scripts/test.sh (cargo test --test front_door -- --ignored --test-threads 1)"]
 fn readyz_stays_fast_while_status_is_hammered() {
@@ -800,7 +801,9 @@ fn readyz_stays_fast_while_status_is_hammered() {
         p99.as_secs_f64() * 1000.0,
         count.load(Ordering::Relaxed)
     );
-    assert!(p50 < Duration::from_millis(100), "p50 {p50:?}");
+    // The requirement is a probe's: every answer "ready", within kubelet's default probe
+    // timeout (1 s). The speed itself is a figure, printed above.
+    assert!(p99 < Duration::from_secs(1), "p99 {p99:?}");
     memory_report(&bed, "/status flood", 10);
 }
 
