@@ -46,8 +46,11 @@ use crate::metrics::Metrics;
 
 /// How often the watcher looks.
 pub const INTERVAL: Duration = Duration::from_secs(1);
-/// A check older than this is stale: readiness fails on it (the watcher is stuck).
-pub const STALE_AFTER: Duration = Duration::from_secs(5);
+/// A check older than this is stale: readiness fails on it (the watcher is stuck). Ten
+/// checks' worth: on a CPU-starved node with tens of thousands of sockets (reading
+/// `/proc/net/tcp` then costs about 100 ms of kernel time), a check was seen to take over
+/// 5 s, and readiness must not flap for that.
+pub const STALE_AFTER: Duration = Duration::from_secs(10);
 /// The shortest time between two checks asked for by [`UpstreamWatch::fresh`], so that a
 /// flood of probes costs at most a few `/proc` reads a second.
 const MIN_GAP: Duration = Duration::from_millis(200);

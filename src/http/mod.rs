@@ -355,8 +355,9 @@ mod tests {
         let (code, body) = get(&shared, "/readyz").await;
         assert_eq!(code, StatusCode::SERVICE_UNAVAILABLE);
         assert!(body.contains("has not been checked yet"), "{body}");
-        let Some(old) = Instant::now().checked_sub(Duration::from_secs(6)) else {
-            return; // a machine up for less than 6 s cannot express the case
+        let stale = crate::upstream_watch::STALE_AFTER + Duration::from_secs(1);
+        let Some(old) = Instant::now().checked_sub(stale) else {
+            return; // a machine up for less than that cannot express the case
         };
         shared.upstream.publish(UpstreamState {
             checked: Some(old),
