@@ -49,38 +49,10 @@ impl Default for Options {
     }
 }
 
-/// debugpy 1.8's answer to `initialize`.
+/// debugpy 1.8's answer to `initialize`: the same capabilities the sidecar announces for
+/// it before connecting (one table, in `src/proxy/capabilities.rs`).
 pub fn debugpy_capabilities() -> Value {
-    json!({
-        "supportsCompletionsRequest": true,
-        "supportsConditionalBreakpoints": true,
-        "supportsConfigurationDoneRequest": true,
-        "supportsDebuggerProperties": true,
-        "supportsDelayedStackTraceLoading": true,
-        "supportsEvaluateForHovers": true,
-        "supportsExceptionInfoRequest": true,
-        "supportsExceptionOptions": true,
-        "supportsFunctionBreakpoints": true,
-        "supportsHitConditionalBreakpoints": true,
-        "supportsLogPoints": true,
-        "supportsModulesRequest": true,
-        "supportsSetExpression": true,
-        "supportsSetVariable": true,
-        "supportsValueFormattingOptions": true,
-        "supportsTerminateDebuggee": true,
-        "supportsTerminateRequest": true,
-        "supportsGotoTargetsRequest": true,
-        "supportsClipboardContext": true,
-        "exceptionBreakpointFilters": [
-            {"filter": "raised", "label": "Raised Exceptions", "default": false,
-             "description": "Break whenever any exception is raised."},
-            {"filter": "uncaught", "label": "Uncaught Exceptions", "default": true,
-             "description": "Break when the process is exiting due to unhandled exception."},
-            {"filter": "userUnhandled", "label": "User Uncaught Exceptions", "default": false,
-             "description": "Break when exception escapes into library code."}
-        ],
-        "supportsStepInTargetsRequest": true
-    })
+    dap_sidecar::proxy::capabilities::default_capabilities()
 }
 
 struct State {
