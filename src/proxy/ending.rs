@@ -105,13 +105,7 @@ impl Session {
     ) {
         let wait = self.shared.config.limits.disconnect_timeout;
         let answer = timeout(wait, async {
-            while let Some(Ok(frame)) = upstream.next().await {
-                let Frame::Whole(bytes) = frame else {
-                    continue;
-                };
-                let Ok(msg) = Message::parse(bytes) else {
-                    continue;
-                };
+            while let Some(msg) = next_message(upstream).await {
                 if msg.kind == Kind::Response && msg.request_seq == Some(seq) {
                     return Some(msg);
                 }
@@ -157,13 +151,7 @@ impl Session {
         let wait = self.shared.config.limits.disconnect_timeout;
         let finalized = timeout(wait, async {
             let (mut answered, mut terminated) = (false, false);
-            while let Some(Ok(frame)) = upstream.next().await {
-                let Frame::Whole(bytes) = frame else {
-                    continue;
-                };
-                let Ok(msg) = Message::parse(bytes) else {
-                    continue;
-                };
+            while let Some(msg) = next_message(upstream).await {
                 answered |= msg.kind == Kind::Response && msg.request_seq == Some(seq);
                 terminated |= msg.is_event("terminated");
                 if answered && terminated {
@@ -177,4 +165,17 @@ impl Session {
         }
         finalized.is_ok()
     }
+}
+
+/// debugpy's next whole message, skipping frames passed through in parts and messages
+/// that do not parse; `None` once the connection ends or fails.
+async fn next_message(upstream: &mut Upstream) -> Option<Message> {
+    while let Some(Ok(frame)) = upstream.next().await {
+        if let Frame::Whole(bytes) = frame
+            && let Ok(msg) = Message::parse(bytes)
+        {
+            return Some(msg);
+        }
+    }
+    None
 }
